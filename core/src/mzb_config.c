@@ -317,7 +317,7 @@ static json_t *parse_json(struct loader *ld)
     json_t *root;
 
     /* Duplicates are found by the position index, so jansson must accept them. */
-    root = json_loadb(ld->text, ld->len, JSON_DECODE_ANY, &je);
+    root = json_loadb(ld->text, ld->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (root != NULL && bad == OFF_NONE) {
         return root;
     }
@@ -834,6 +834,11 @@ static int require_string(struct loader *ld, json_t *v, uint32_t node, const cha
 {
     if (!json_is_string(v)) {
         fault_found(ld, v, node, "%s", expected);
+        return -1;
+    }
+    /* \u0000 is accepted by the parser so that the error can name the key that holds it. */
+    if (strlen(json_string_value(v)) != json_string_length(v)) {
+        fault_found(ld, v, node, "a string without the character U+0000 (NUL)");
         return -1;
     }
     return 0;
