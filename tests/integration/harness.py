@@ -102,7 +102,8 @@ class Proc:
             self.proc.wait()
 
     def text(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
@@ -125,6 +126,8 @@ class Stack:
 
     def __init__(self, routes=None, bridge=True, plugin=None, bridge_opts=None, start=True):
         self.dir = tempfile.mkdtemp(prefix="mzb-it-")
+        # Started as root, mosquitto drops to its own user, which must still read the config.
+        os.chmod(self.dir, 0o755)
         self.mqtt_port = free_port()
         self.plugin_port = free_port()
         self.handler_port = free_port()
@@ -162,6 +165,7 @@ class Stack:
         with open(path, "w") as f:
             f.write("listener %d 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
                     "log_dest stdout\nlog_type all\npersistence false\n"
+                    "max_queued_messages 100000\n"
                     "plugin %s\nplugin_opt_config %s\n"
                     % (self.mqtt_port, os.environ["MZB_PLUGIN"],
                        config_path or self.config_path))
@@ -184,6 +188,10 @@ class Stack:
         self.bridge = self.add("bridge", [os.environ["MZB_BRIDGE"], "-c", self.config_path,
                                           "-v"])
         wait_port(self.handler_port, proc=self.bridge.proc)
+        if self.broker is not None and self.broker.alive():
+            # Until the plugin has heard the bridge, QoS 0 dispatches are dropped by design.
+            if not wait_for(lambda: (self.stats() or {}).get("plugins"), 10):
+                raise RuntimeError("the plugin never reached the bridge")
         return self.bridge
 
     def add(self, name, argv, env=None):
@@ -378,6 +386,8 @@ class StackTest(unittest.TestCase):
     stack_args = {}
 
     def setUp(self):
+        result = self._outcome.result
+        self._problems_before = len(result.failures) + len(result.errors)
         self.stack = Stack(**self.stack_args)
         self.clients = []
         self.workers = []
@@ -391,8 +401,9 @@ class StackTest(unittest.TestCase):
         for w in self.workers:
             w.stop()
         self.stack.stop()
-        failed = any(e for _, e in getattr(self._outcome, "errors", []) if e) or \
-            any(getattr(self._outcome.result, "failures", []))
+        result = self._outcome.result
+        failed = not self._outcome.success or \
+            len(result.failures) + len(result.errors) > self._problems_before
         if failed:
             sys.stderr.write(self.stack.logs())
 

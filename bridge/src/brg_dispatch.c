@@ -1,0 +1,323 @@
+#include "brg_bridge.h"
+
+#include "mzb_proto.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* An error sentence never comes near this; service names are at most 255 bytes. */
+#define SENTENCE_MAX 512
+
+static void publish(struct brg_bridge *b, struct brg_request *r, const void *payload, size_t len,
+                    const char *error_word)
+{
+    struct brg_mqtt_reply reply = {
+        .topic = r->reply_topic.ptr,
+        .topic_len = r->reply_topic.len,
+        .payload = payload,
+        .payload_len = len,
+        .correlation = r->correlation.ptr,
+        .correlation_len = r->correlation.len,
+        .has_correlation = r->has_correlation,
+        .error_word = error_word,
+        .qos = r->reply_qos,
+        .v5 = r->protocol >= 5,
+    };
+
+    if (!r->has_reply_topic) {
+        b->counters.reply_undeliverable++;
+        brg_log_limited(&b->rl.no_reply_topic,
+                        "answer for service \"%s\" dropped: the request has no reply topic "
+                        "(give the route a reply_topic, or let clients send a Response Topic)",
+                        r->service->name);
+        return;
+    }
+    brg_mqtt_publish(b->mqtt, &reply);
+}
+
+/* Only plugin requests in request mode get MQTT error replies; the caller counts the kind. */
+static void error_reply(struct brg_bridge *b, struct brg_request *r, const char *word,
+                        const char *sentence)
+{
+    if (r->origin == BRG_ORIGIN_PLUGIN && r->mode == MZB_MODE_REQUEST) {
+        publish(b, r, sentence, strlen(sentence), word);
+    }
+}
+
+static void reply_timeout(struct brg_bridge *b, struct brg_request *r)
+{
+    char text[SENTENCE_MAX];
+
+    b->counters.error_timeout++;
+    snprintf(text, sizeof(text), "no handler answered service \"%s\" within %llu ms",
+             r->service->name, (unsigned long long)(r->deadline.when - r->arrival_ms));
+    error_reply(b, r, MZB_ERROR_TIMEOUT, text);
+}
+
+static void reply_no_handler(struct brg_bridge *b, struct brg_request *r)
+{
+    char text[SENTENCE_MAX];
+
+    b->counters.error_no_handler++;
+    snprintf(text, sizeof(text), "service \"%s\" has no live handler", r->service->name);
+    error_reply(b, r, MZB_ERROR_NO_HANDLER, text);
+}
+
+static void reply_overloaded(struct brg_bridge *b, struct brg_request *r)
+{
+    char text[SENTENCE_MAX];
+
+    b->counters.error_overloaded++;
+    snprintf(text, sizeof(text),
+             "service \"%s\" already has %zu requests waiting, its limit; try again later",
+             r->service->name, r->service->queued);
+    error_reply(b, r, MZB_ERROR_OVERLOADED, text);
+}
+
+static void reply_handler_lost(struct brg_bridge *b, struct brg_request *r)
+{
+    char text[SENTENCE_MAX];
+
+    b->counters.error_handler_lost++;
+    snprintf(text, sizeof(text), "the handler serving service \"%s\" was lost before it answered",
+             r->service->name);
+    error_reply(b, r, MZB_ERROR_HANDLER_LOST, text);
+}
+
+void brg_dispatch_finish(struct brg_bridge *b, struct brg_request *r)
+{
+    brg_plugin_queue_ack(b, r);
+    brg_request_free(b->reg, r);
+}
+
+/* A full queue refuses the newcomer; what that means depends on where it came from. */
+static void refuse_overloaded(struct brg_bridge *b, struct brg_request *r)
+{
+    if (r->origin == BRG_ORIGIN_PLUGIN && r->mode == MZB_MODE_REQUEST) {
+        reply_overloaded(b, r);
+    } else if (r->origin == BRG_ORIGIN_PLUGIN) {
+        b->counters.drop_event_queue_full++;
+        brg_log_limited(&b->rl.queue_full,
+                        "event for service \"%s\" dropped: %zu events already wait, the "
+                        "bridge.max_queue limit (start more handlers or raise the limit)",
+                        r->service->name, r->service->queued);
+    } else {
+        b->counters.drop_client_queue_full++;
+        brg_log_limited(&b->rl.queue_full,
+                        "MDP client request for service \"%s\" dropped: %zu requests already "
+                        "wait, the bridge.max_queue limit",
+                        r->service->name, r->service->queued);
+    }
+    brg_dispatch_finish(b, r);
+}
+
+void brg_dispatch_accept(struct brg_bridge *b, struct brg_request *r)
+{
+    struct brg_service *svc = r->service;
+
+    if (r->mode == MZB_MODE_REQUEST && svc->handler_count == 0) {
+        reply_no_handler(b, r);
+        brg_dispatch_finish(b, r);
+        return;
+    }
+    if (brg_service_full(svc, b->limits.max_queue)) {
+        refuse_overloaded(b, r);
+        return;
+    }
+    brg_request_enqueue(r, 0);
+    brg_dispatch_pump(b, svc);
+}
+
+static void send_failed(struct brg_bridge *b, struct brg_handler *h, int err)
+{
+    char hex[65];
+
+    brg_log_limited(
+        &b->rl.send_failed, "handler %s of service \"%s\": REQUEST not sent: %s; retried later",
+        brg_hex(h->id, h->id_len, hex, sizeof(hex)), h->service->name, zmq_strerror(err));
+}
+
+void brg_dispatch_pump(struct brg_bridge *b, struct brg_service *svc)
+{
+    while (svc->queued > 0) {
+        struct brg_handler *h = brg_service_next_idle(svc);
+        struct brg_request *r;
+        int err;
+
+        if (!h) {
+            return;
+        }
+        r = brg_service_dequeue(svc);
+        if (brg_mdp_send_request(b, h, r) == 0) {
+            brg_request_assign(r, h);
+            b->counters.requests_dispatched++;
+            continue;
+        }
+
+        err = errno;
+        brg_request_enqueue(r, 1);
+        if (err == EHOSTUNREACH) {
+            brg_dispatch_drop_handler(b, h, "its connection is gone",
+                                      &b->counters.handlers_dropped_unreachable);
+            continue;
+        }
+        /* Its queue is full or the send failed otherwise: leave it idle, retry on a later pump. */
+        brg_handler_set_idle(h);
+        send_failed(b, h, err);
+        return;
+    }
+}
+
+static void deliver(struct brg_bridge *b, struct brg_request *r, zmq_msg_t *body)
+{
+    if (r->origin == BRG_ORIGIN_CLIENT) {
+        brg_mdp_send_client_reply(b, r, body);
+    } else if (r->mode == MZB_MODE_REQUEST) {
+        publish(b, r, body ? zmq_msg_data(body) : NULL, body ? zmq_msg_size(body) : 0, NULL);
+    }
+}
+
+static void stray_reply(struct brg_bridge *b, struct brg_handler *h, uint64_t key)
+{
+    char hex[65];
+
+    b->counters.unexpected_replies++;
+    brg_log_limited(&b->rl.unexpected_reply,
+                    "handler %s of service \"%s\" sent a REPLY for request %016llx, which it "
+                    "does not hold; dropped (a worker bug, or a reply sent twice)",
+                    brg_hex(h->id, h->id_len, hex, sizeof(hex)), h->service->name,
+                    (unsigned long long)key);
+}
+
+void brg_dispatch_reply(struct brg_bridge *b, struct brg_handler *h, uint64_t key, zmq_msg_t *body)
+{
+    struct brg_request *r = h->current;
+    struct brg_service *svc = h->service;
+
+    if (!r || r->key != key) {
+        stray_reply(b, h, key);
+        return;
+    }
+
+    if (r->state == BRG_REQ_LATE) {
+        b->counters.late_replies++;
+        brg_log_limited(&b->rl.late_reply,
+                        "service \"%s\": a reply came after the request had timed out; dropped "
+                        "(raise the route's timeout_ms or speed up the handler)",
+                        svc->name);
+        brg_request_free(b->reg, r);
+    } else {
+        b->counters.replies_received++;
+        svc->served++;
+        h->served++;
+        deliver(b, r, body);
+        brg_dispatch_finish(b, r);
+    }
+
+    brg_handler_set_idle(h);
+    brg_dispatch_pump(b, svc);
+}
+
+static void take_back(struct brg_bridge *b, struct brg_request *r, uint64_t now_ms)
+{
+    switch (brg_request_lost_action(r, now_ms)) {
+    case BRG_LOST_REQUEUE:
+        b->counters.requests_requeued++;
+        brg_request_enqueue(r, 1);
+        break;
+    case BRG_LOST_TIMEOUT:
+        reply_timeout(b, r);
+        brg_dispatch_finish(b, r);
+        break;
+    case BRG_LOST_ERROR:
+        reply_handler_lost(b, r);
+        brg_dispatch_finish(b, r);
+        break;
+    case BRG_LOST_DROP:
+        b->counters.drop_event_handler_lost++;
+        brg_dispatch_finish(b, r);
+        break;
+    default:
+        brg_request_free(b->reg, r);
+        break;
+    }
+}
+
+void brg_dispatch_drop_handler(struct brg_bridge *b, struct brg_handler *h, const char *why,
+                               uint64_t *counter)
+{
+    struct brg_service *svc = h->service;
+    struct brg_request *r;
+    char hex[65];
+
+    mzb_log(MZB_LOG_INFO, "handler %s of service \"%s\" dropped: %s%s",
+            brg_hex(h->id, h->id_len, hex, sizeof(hex)), svc->name, why,
+            h->current && h->current->state != BRG_REQ_LATE ? "; taking back the request it held"
+                                                            : "");
+    (*counter)++;
+
+    r = brg_handler_remove(b->reg, h);
+    if (r) {
+        take_back(b, r, mzb_now_ms());
+    }
+}
+
+void brg_dispatch_expire(struct brg_bridge *b, uint64_t now_ms)
+{
+    struct brg_request *r;
+
+    while ((r = brg_registry_expired(b->reg, now_ms)) != NULL) {
+        reply_timeout(b, r);
+        if (r->state == BRG_REQ_INFLIGHT) {
+            /* Its handler is still busy with it: free it when the late REPLY comes. */
+            brg_plugin_queue_ack(b, r);
+            brg_request_mark_late(b->reg, r);
+        } else {
+            brg_dispatch_finish(b, r);
+        }
+    }
+}
+
+/* Returns the reason to drop h, or NULL when it stays. */
+static const char *beat(struct brg_bridge *b, struct brg_handler *h, uint64_t now_ms,
+                        uint64_t **counter)
+{
+    if (now_ms > h->expiry_ms) {
+        *counter = &b->counters.handlers_dropped_silent;
+        return "no message from it for heartbeat_ms * liveness";
+    }
+    if (brg_mdp_send_command(b, h->id, h->id_len, MDP_HEARTBEAT) != 0 && errno == EHOSTUNREACH) {
+        *counter = &b->counters.handlers_dropped_unreachable;
+        return "its connection is gone";
+    }
+    return NULL;
+}
+
+void brg_dispatch_heartbeat(struct brg_bridge *b, uint64_t now_ms)
+{
+    struct brg_link *l = b->reg->handlers.next;
+    struct brg_link *s;
+
+    /* Dropping only removes the handler at hand, so the saved next link stays valid. */
+    while (l != &b->reg->handlers) {
+        struct brg_handler *h = brg_container_of(l, struct brg_handler, link);
+        uint64_t *counter = NULL;
+        const char *why;
+
+        l = l->next;
+        why = beat(b, h, now_ms, &counter);
+        if (why) {
+            brg_dispatch_drop_handler(b, h, why, counter);
+        }
+    }
+
+    /* Requeued requests, and sends that found a full queue earlier, get their turn now. */
+    for (s = b->reg->services.next; s != &b->reg->services; s = s->next) {
+        struct brg_service *svc = brg_container_of(s, struct brg_service, link);
+
+        if (svc->queued > 0 && svc->idle_count > 0) {
+            brg_dispatch_pump(b, svc);
+        }
+    }
+}

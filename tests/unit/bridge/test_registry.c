@@ -1,0 +1,411 @@
+/* The bridge's registry: services, handlers, queues, deadlines and resend detection. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "brg_registry.h"
+
+#define NOW 1000000u
+
+struct frame {
+    uint8_t buf[512];
+    size_t len;
+    struct mzb_meta meta;
+};
+
+static struct mzb_bytes str_of(const char *s)
+{
+    struct mzb_bytes b = {(const uint8_t *)s, strlen(s)};
+    return b;
+}
+
+/* Encodes and decodes a metadata frame, the way the bridge receives one. */
+static void make_frame(struct frame *f, int mode, int qos, uint64_t msg_id, uint32_t timeout_ms)
+{
+    struct mzb_meta m;
+
+    memset(&m, 0, sizeof(m));
+    m.mode = (uint8_t)mode;
+    m.qos = (uint8_t)qos;
+    m.protocol = 5;
+    m.reply_qos = 1;
+    m.msg_id = msg_id;
+    m.timeout_ms = timeout_ms;
+    m.topic = str_of("rpc/echo/a");
+    m.client_id = str_of("c1");
+    m.correlation = str_of("corr\x01");
+    m.has_correlation = 1;
+    m.reply_topic = str_of("reply/c1/a");
+    m.has_reply_topic = 1;
+    m.route = str_of("rpc/echo/#");
+    assert_int_equal(mzb_meta_encode(&m, f->buf, sizeof(f->buf), &f->len), MZB_META_OK);
+    assert_int_equal(mzb_meta_decode(f->buf, f->len, &f->meta), MZB_META_OK);
+}
+
+static struct brg_request *new_request(struct brg_registry *reg, struct brg_service *svc, int mode,
+                                       int qos, uint64_t msg_id, uint32_t timeout_ms)
+{
+    struct frame f;
+    struct brg_request_init init = {
+        .origin = BRG_ORIGIN_PLUGIN,
+        .service = svc,
+        .peer = "plug",
+        .peer_len = 4,
+        .now_ms = NOW,
+    };
+    struct brg_request *r;
+
+    make_frame(&f, mode, qos, msg_id, timeout_ms);
+    init.meta_frame = f.buf;
+    init.meta_len = f.len;
+    init.meta = &f.meta;
+    r = brg_request_new(reg, &init);
+    assert_non_null(r);
+    /* The request must not point into the caller's frame. */
+    memset(f.buf, 0xee, sizeof(f.buf));
+    return r;
+}
+
+static int setup(void **state)
+{
+    *state = brg_registry_new(1);
+    return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    struct brg_registry *reg = *state;
+
+    brg_registry_destroy(&reg);
+    return 0;
+}
+
+static void service_names(void **state)
+{
+    struct brg_registry *reg = *state;
+    char long_name[BRG_NAME_MAX + 2];
+    struct brg_service *svc;
+
+    assert_false(brg_service_name_ok("", 0));
+    assert_false(brg_service_name_ok("a\0b", 3));
+    assert_false(brg_service_name_ok("\xff", 1));
+    memset(long_name, 'x', sizeof(long_name));
+    assert_true(brg_service_name_ok(long_name, BRG_NAME_MAX));
+    assert_false(brg_service_name_ok(long_name, BRG_NAME_MAX + 1));
+    assert_null(brg_service_get(reg, "", 0));
+
+    svc = brg_service_get(reg, "echo", 4);
+    assert_non_null(svc);
+    assert_string_equal(svc->name, "echo");
+    assert_ptr_equal(brg_service_get(reg, "echo", 4), svc);
+    assert_ptr_equal(brg_service_find(reg, "echo", 4), svc);
+    assert_null(brg_service_find(reg, "ech", 3));
+    assert_int_equal(reg->service_count, 1);
+}
+
+static void idle_handlers_least_recently_used_first(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_handler *h1 = brg_handler_add(reg, svc, "h1", 2, NOW + 4000);
+    struct brg_handler *h2 = brg_handler_add(reg, svc, "h2", 2, NOW + 4000);
+    struct brg_handler *h3 = brg_handler_add(reg, svc, "h3", 2, NOW + 4000);
+
+    assert_non_null(h1);
+    assert_non_null(h2);
+    assert_non_null(h3);
+    assert_int_equal(svc->handler_count, 3);
+    assert_int_equal(svc->idle_count, 3);
+    assert_ptr_equal(brg_handler_find(reg, "h2", 2), h2);
+
+    assert_ptr_equal(brg_service_next_idle(svc), h1);
+    assert_ptr_equal(brg_service_next_idle(svc), h2);
+    brg_handler_set_idle(h1);
+    brg_handler_set_idle(h1); /* already idle: no second entry */
+    assert_int_equal(svc->idle_count, 2);
+    assert_ptr_equal(brg_service_next_idle(svc), h3);
+    assert_ptr_equal(brg_service_next_idle(svc), h1);
+    assert_null(brg_service_next_idle(svc));
+    assert_int_equal(svc->idle_count, 0);
+
+    /* Removing a handler that is not idle leaves the idle FIFO alone. */
+    assert_null(brg_handler_remove(reg, h2));
+    assert_int_equal(svc->handler_count, 2);
+    assert_null(brg_handler_find(reg, "h2", 2));
+    brg_handler_set_idle(h3);
+    assert_null(brg_handler_remove(reg, h3));
+    assert_int_equal(svc->idle_count, 0);
+    assert_int_equal(reg->handler_count, 1);
+}
+
+static void queue_is_fifo_and_bounded(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_request *a = new_request(reg, svc, MZB_MODE_EVENT, 1, 1, 0);
+    struct brg_request *b = new_request(reg, svc, MZB_MODE_EVENT, 1, 2, 0);
+    struct brg_request *c = new_request(reg, svc, MZB_MODE_EVENT, 1, 3, 0);
+
+    assert_int_not_equal(a->key, b->key);
+    assert_false(brg_service_full(svc, 2));
+    brg_request_enqueue(a, 0);
+    brg_request_enqueue(b, 0);
+    assert_true(brg_service_full(svc, 2));
+    assert_false(brg_service_full(svc, 3));
+    brg_request_enqueue(c, 1); /* a request taken back goes first */
+    assert_int_equal(svc->queued, 3);
+    assert_int_equal(c->state, BRG_REQ_QUEUED);
+
+    assert_ptr_equal(brg_service_dequeue(svc), c);
+    assert_int_equal(c->state, BRG_REQ_DETACHED);
+    assert_ptr_equal(brg_service_dequeue(svc), a);
+    brg_request_free(reg, c);
+    brg_request_free(reg, a);
+
+    /* Freeing a waiting request takes it out of the queue. */
+    brg_request_free(reg, b);
+    assert_int_equal(svc->queued, 0);
+    assert_null(brg_service_dequeue(svc));
+    assert_int_equal(reg->request_count, 0);
+    assert_int_equal(svc->received, 3);
+}
+
+static void request_keeps_its_own_copies(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_request *r = new_request(reg, svc, MZB_MODE_REQUEST, 2, 0xabcdef, 1500);
+    uint8_t key[BRG_KEY_SIZE];
+
+    assert_int_equal(r->mode, MZB_MODE_REQUEST);
+    assert_int_equal(r->qos, 2);
+    assert_int_equal(r->protocol, 5);
+    assert_int_equal(r->reply_qos, 1);
+    assert_int_equal(r->msg_id, 0xabcdef);
+    assert_true(r->has_reply_topic);
+    assert_memory_equal(r->reply_topic.ptr, "reply/c1/a", r->reply_topic.len);
+    assert_true(r->has_correlation);
+    assert_memory_equal(r->correlation.ptr, "corr\x01", 5);
+    assert_memory_equal(r->peer, "plug", 4);
+    assert_int_equal(zmq_msg_size(&r->payload), 0);
+    assert_int_equal(r->deadline.when, NOW + 1500);
+
+    brg_request_key_bytes(r, key);
+    assert_int_equal(mzb_get_u64(key), r->key);
+    assert_int_equal(brg_request_set_peer(r, "other-plugin", 12), 0);
+    assert_memory_equal(r->peer, "other-plugin", 12);
+    brg_request_free(reg, r);
+}
+
+/* Makes a client request whose payload is size bytes of 'p'; returns it. */
+static struct brg_request *request_with_payload(struct brg_registry *reg, zmq_msg_t *payload,
+                                                size_t size)
+{
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct frame f;
+    struct brg_request_init init = {
+        .origin = BRG_ORIGIN_CLIENT, .service = svc, .peer = "c", .peer_len = 1, .now_ms = NOW};
+    struct brg_request *r;
+
+    make_frame(&f, MZB_MODE_EVENT, 0, 0, 0);
+    init.meta_frame = f.buf;
+    init.meta_len = f.len;
+    init.meta = &f.meta;
+    assert_int_equal(zmq_msg_init_size(payload, size), 0);
+    memset(zmq_msg_data(payload), 'p', size);
+    init.payload = payload;
+    r = brg_request_new(reg, &init);
+    assert_non_null(r);
+    return r;
+}
+
+static void small_payload_is_copied_large_one_moved(void **state)
+{
+    struct brg_registry *reg = *state;
+    zmq_msg_t small;
+    zmq_msg_t large;
+    struct brg_request *r = request_with_payload(reg, &small, 100);
+    struct brg_request *s = request_with_payload(reg, &large, 100000);
+
+    /* A small frame is copied out, so the receive buffer it came in is not pinned. */
+    assert_int_equal(zmq_msg_size(&small), 100);
+    assert_int_equal(zmq_msg_size(&r->payload), 100);
+    assert_ptr_not_equal(zmq_msg_data(&r->payload), zmq_msg_data(&small));
+    assert_int_equal(((const char *)zmq_msg_data(&r->payload))[99], 'p');
+
+    assert_int_equal(zmq_msg_size(&large), 0);
+    assert_int_equal(zmq_msg_size(&s->payload), 100000);
+    assert_int_equal(((const char *)zmq_msg_data(&s->payload))[99999], 'p');
+    assert_false(r->has_deadline); /* MDP client requests never time out */
+
+    zmq_msg_close(&small);
+    zmq_msg_close(&large);
+    brg_request_free(reg, r);
+    brg_request_free(reg, s);
+}
+
+static void assigned_request_comes_back_when_handler_is_removed(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_handler *h = brg_handler_add(reg, svc, "h1", 2, NOW + 4000);
+    struct brg_request *r = new_request(reg, svc, MZB_MODE_REQUEST, 1, 7, 2000);
+    struct brg_handler *idle;
+
+    brg_request_enqueue(r, 0);
+    idle = brg_service_next_idle(svc);
+    assert_ptr_equal(idle, h);
+    assert_ptr_equal(brg_service_dequeue(svc), r);
+    brg_request_assign(r, h);
+    assert_int_equal(r->state, BRG_REQ_INFLIGHT);
+    assert_int_equal(svc->in_flight, 1);
+    brg_handler_set_idle(h); /* busy: refused */
+    assert_int_equal(svc->idle_count, 0);
+
+    assert_ptr_equal(brg_handler_remove(reg, h), r);
+    assert_int_equal(r->state, BRG_REQ_DETACHED);
+    assert_null(r->handler);
+    assert_int_equal(svc->in_flight, 0);
+    assert_int_equal(svc->handler_count, 0);
+    brg_request_free(reg, r);
+}
+
+static void freeing_an_assigned_request_frees_its_handler(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_handler *h = brg_handler_add(reg, svc, "h1", 2, NOW + 4000);
+    struct brg_request *r = new_request(reg, svc, MZB_MODE_EVENT, 1, 7, 0);
+
+    assert_ptr_equal(brg_service_next_idle(svc), h);
+    brg_request_assign(r, h);
+    brg_request_free(reg, r);
+    assert_null(h->current);
+    assert_int_equal(svc->in_flight, 0);
+    brg_handler_set_idle(h);
+    assert_int_equal(svc->idle_count, 1);
+}
+
+static void lost_actions(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_request *req1 = new_request(reg, svc, MZB_MODE_REQUEST, 1, 1, 2000);
+    struct brg_request *req0 = new_request(reg, svc, MZB_MODE_REQUEST, 0, 2, 2000);
+    struct brg_request *ev1 = new_request(reg, svc, MZB_MODE_EVENT, 2, 3, 0);
+    struct brg_request *ev0 = new_request(reg, svc, MZB_MODE_EVENT, 0, 4, 0);
+
+    assert_int_equal(brg_request_lost_action(req1, NOW + 1999), BRG_LOST_REQUEUE);
+    assert_int_equal(brg_request_lost_action(req1, NOW + 2000), BRG_LOST_TIMEOUT);
+    assert_int_equal(brg_request_lost_action(req0, NOW + 10), BRG_LOST_ERROR);
+    assert_int_equal(brg_request_lost_action(req0, NOW + 5000), BRG_LOST_TIMEOUT);
+    assert_int_equal(brg_request_lost_action(ev1, NOW + 99999), BRG_LOST_REQUEUE);
+    assert_int_equal(brg_request_lost_action(ev0, NOW), BRG_LOST_DROP);
+
+    brg_request_mark_late(reg, req1);
+    assert_int_equal(brg_request_lost_action(req1, NOW), BRG_LOST_ALREADY_DONE);
+
+    brg_request_free(reg, req1);
+    brg_request_free(reg, req0);
+    brg_request_free(reg, ev1);
+    brg_request_free(reg, ev0);
+}
+
+static void deadlines_come_due_in_order(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_request *slow = new_request(reg, svc, MZB_MODE_REQUEST, 1, 1, 3000);
+    struct brg_request *fast = new_request(reg, svc, MZB_MODE_REQUEST, 1, 2, 1000);
+    struct brg_request *event = new_request(reg, svc, MZB_MODE_EVENT, 1, 3, 1000);
+    struct brg_request *gone = new_request(reg, svc, MZB_MODE_REQUEST, 1, 4, 500);
+
+    assert_false(event->has_deadline);
+    assert_int_equal(brg_registry_next_deadline(reg), NOW + 500);
+    brg_request_free(reg, gone);
+    assert_int_equal(brg_registry_next_deadline(reg), NOW + 1000);
+
+    assert_null(brg_registry_expired(reg, NOW + 999));
+    assert_ptr_equal(brg_registry_expired(reg, NOW + 5000), fast);
+    assert_ptr_equal(brg_registry_expired(reg, NOW + 5000), slow);
+    assert_null(brg_registry_expired(reg, NOW + 5000));
+    assert_int_equal(brg_registry_next_deadline(reg), UINT64_MAX);
+
+    /* Freeing after expiry is fine: it is no longer in the heap. */
+    brg_request_free(reg, fast);
+    brg_request_free(reg, slow);
+    brg_request_free(reg, event);
+}
+
+static void resends_are_recognised_while_live(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_request *r = new_request(reg, svc, MZB_MODE_REQUEST, 1, 0x77, 1000);
+    struct brg_request *s = new_request(reg, svc, MZB_MODE_EVENT, 2, 0x78, 0);
+
+    assert_null(brg_request_find_msg(reg, 0x77));
+    assert_int_equal(brg_request_track(reg, r), 0);
+    assert_int_equal(brg_request_track(reg, s), 0);
+    assert_ptr_equal(brg_request_find_msg(reg, 0x77), r);
+    assert_ptr_equal(brg_request_find_msg(reg, 0x78), s);
+
+    /* Answered with a timeout: a resend is a new message again. */
+    brg_request_mark_late(reg, r);
+    assert_null(brg_request_find_msg(reg, 0x77));
+    assert_int_equal(brg_registry_next_deadline(reg), UINT64_MAX);
+
+    brg_request_free(reg, s);
+    assert_null(brg_request_find_msg(reg, 0x78));
+    brg_request_free(reg, r);
+}
+
+static void collect_keeps_configured_and_busy_services(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *conf = brg_service_get(reg, "conf", 4);
+    struct brg_service *empty = brg_service_get(reg, "empty", 5);
+    struct brg_service *with_handler = brg_service_get(reg, "h", 1);
+    struct brg_service *with_queue = brg_service_get(reg, "q", 1);
+    struct brg_request *r = new_request(reg, with_queue, MZB_MODE_EVENT, 1, 1, 0);
+
+    conf->configured = 1;
+    (void)empty;
+    assert_non_null(brg_handler_add(reg, with_handler, "x", 1, NOW));
+    brg_request_enqueue(r, 0);
+
+    assert_int_equal(brg_registry_collect(reg), 1);
+    assert_null(brg_service_find(reg, "empty", 5));
+    assert_non_null(brg_service_find(reg, "conf", 4));
+    assert_non_null(brg_service_find(reg, "h", 1));
+    assert_non_null(brg_service_find(reg, "q", 1));
+    assert_int_equal(reg->service_count, 3);
+    /* Teardown frees the queued request and the handler with the registry. */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(service_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(idle_handlers_least_recently_used_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(queue_is_fifo_and_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(request_keeps_its_own_copies, setup, teardown),
+        cmocka_unit_test_setup_teardown(small_payload_is_copied_large_one_moved, setup, teardown),
+        cmocka_unit_test_setup_teardown(assigned_request_comes_back_when_handler_is_removed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(freeing_an_assigned_request_frees_its_handler, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(lost_actions, setup, teardown),
+        cmocka_unit_test_setup_teardown(deadlines_come_due_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(resends_are_recognised_while_live, setup, teardown),
+        cmocka_unit_test_setup_teardown(collect_keeps_configured_and_busy_services, setup,
+                                        teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
