@@ -164,7 +164,7 @@ class Stack:
         path = os.path.join(self.dir, "mosquitto.conf")
         with open(path, "w") as f:
             f.write("listener %d 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-                    "log_dest stdout\nlog_type all\npersistence false\n"
+                    "log_dest stderr\nlog_type all\npersistence false\n"
                     "max_queued_messages 100000\n"
                     "plugin %s\nplugin_opt_config %s\n"
                     % (self.mqtt_port, os.environ["MZB_PLUGIN"],
@@ -343,7 +343,7 @@ class MdpWorker(threading.Thread):
     library: it proves that a plain MDP worker serves a route. `behaviour` decides each reply:
     a callable(payload, meta_frame) returning reply frames, or None to never answer."""
 
-    def __init__(self, endpoint, service, behaviour, heartbeat=1.0):
+    def __init__(self, endpoint, service, behaviour, heartbeat=0.25):
         super().__init__(daemon=True)
         self.endpoint = endpoint
         self.service = service.encode()
@@ -362,7 +362,10 @@ class MdpWorker(threading.Thread):
         while not self.stop_flag.is_set():
             if s.poll(100):
                 frames = s.recv_multipart()
-                if len(frames) >= 3 and frames[2] == b"\x02":
+                if len(frames) >= 3 and frames[2] == b"\x05":
+                    # The broker forgot us (it restarted): register again, as MDP says.
+                    s.send_multipart([b"", b"MDPW01", b"\x01", self.service])
+                elif len(frames) >= 3 and frames[2] == b"\x02":
                     address, body = frames[3], frames[5:]
                     self.received.append(body)
                     reply = self.behaviour(body[0] if body else b"",

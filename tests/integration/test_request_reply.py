@@ -144,8 +144,10 @@ class ReplyTopicSafety(StackTest):
         replies = [m for m in spy.messages if m.topic.startswith(("reply", "$SYS", "elsewhere"))
                    and m.payload != b"evil"]
         self.assertEqual([(m.topic, m.payload) for m in replies], [("reply/victim/ok", b"fine")])
-        stats = self.stack.stats()
-        self.assertEqual(stats["plugins"][0]["reply_topic_refused"], len(bad))
+        # Plugins report their counters with each heartbeat, once a second.
+        refused = wait_for(lambda: self.stack.stats()["plugins"][0]["reply_topic_refused"]
+                           == len(bad), timeout=5)
+        self.assertTrue(refused, self.stack.stats()["plugins"])
 
     def test_client_id_with_wildcard_cannot_widen_pattern(self):
         w = self.worker("echo", echo)
