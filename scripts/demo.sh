@@ -15,6 +15,8 @@ HANDLER_PORT=${MZB_DEMO_HANDLER_PORT:-15602}
 ROOT=$(pwd)
 PREFIX=$ROOT/build-demo/prefix
 WORK=$(mktemp -d /tmp/mzb-demo.XXXXXX)
+# Started as root, mosquitto drops to its own user, which must still read the config.
+chmod 755 "$WORK"
 PIDS=()
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -85,7 +87,7 @@ listener $MQTT_PORT 127.0.0.1
 allow_anonymous true
 set_tcp_nodelay true
 persistence false
-log_dest stdout
+log_dest stderr
 plugin $PREFIX/lib/mosquitto_zmq_bridge.so
 plugin_opt_config $WORK/mzb.json
 CONF
@@ -136,7 +138,9 @@ echo "  reply: $("${RR[@]}" -t demo/rpc/py/shout -e "demo/reply/rr-py/1" -i rr-p
     -m 'any language works')"
 
 say "MQTT 3.1.1 client: the reply comes on the route's reply_topic template"
-mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -V mqttv311 -i old-device \
+# mosquitto_pub and mosquitto_sub are two connections, so a watcher subscribes to the
+# requester's reply topic; a real 3.1.1 device would subscribe on its own connection.
+mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -V mqttv311 -i watcher \
     -t 'demo/reply/old-device/#' -v -C 1 -W 5 >"$WORK/v311.out" &
 SUB_PID=$!
 sleep 0.5
@@ -147,8 +151,13 @@ sed 's/^/  /' "$WORK/v311.out"
 say "No live handler: stop the Python handler and ask again"
 kill -TERM "$PYECHO_PID"
 sleep 1
-echo "  reply: $("${RR[@]}" -t demo/rpc/py/shout -e "demo/reply/rr-py/2" -i rr-py2 \
-    -m 'anyone there?' -F '%p (mzb-error=%P)' 2>&1 || true)"
+echo "  reply: $("${RR[@]}" -t demo/rpc/py/shout -e "demo/reply/rr-py2/1" -i rr-py2 \
+    -m 'anyone there?' -F '%p (user property %P)' 2>&1 || true)"
+
+say "A response topic outside the route's reply_pattern is refused, not answered"
+"${RR[@]}" -W 2 -t demo/rpc/echo/x -e "demo/reply/someone-else/1" -i rr-sneaky -m 'spoof' \
+    >/dev/null 2>&1 || true
+grep -h "not dispatched" "$WORK/mosquitto.log" | tail -n 1 | sed 's/^/  /'
 
 say "What the handlers logged"
 for h in echo enrich pyecho; do
