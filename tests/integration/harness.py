@@ -175,7 +175,9 @@ class Stack:
         env = dict(os.environ)
         if os.environ.get("MZB_PRELOAD"):
             env["LD_PRELOAD"] = os.environ["MZB_PRELOAD"]
-            env["ASAN_OPTIONS"] = "detect_leaks=0"
+            env["ASAN_OPTIONS"] = "detect_leaks=1"
+            env["LSAN_OPTIONS"] = "suppressions=" + os.path.join(
+                os.path.dirname(os.path.abspath(__file__)), "lsan-broker.supp")
         return env
 
     def start_broker(self):
@@ -243,6 +245,15 @@ class Stack:
         for p in reversed(self.procs):
             results[p.name] = p.stop()
         return results
+
+    def sanitizer_reports(self):
+        """Lines in which ASan, LSan or UBSan reported a fault in any started program."""
+        marks = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+        found = []
+        for p in self.procs:
+            found += ["%s: %s" % (p.name, l) for l in p.text().splitlines()
+                      if any(m in l for m in marks)]
+        return found
 
     def logs(self):
         return "\n".join("==== %s\n%s" % (p.name, p.text()[-4000:]) for p in self.procs)
@@ -387,6 +398,7 @@ class StackTest(unittest.TestCase):
     """Base class: every test gets self.stack and it is stopped afterwards, logs on failure."""
 
     stack_args = {}
+    bridge_may_die = False
 
     def setUp(self):
         result = self._outcome.result
@@ -403,12 +415,16 @@ class StackTest(unittest.TestCase):
                 pass
         for w in self.workers:
             w.stop()
-        self.stack.stop()
+        stopped = self.stack.stop()
+        reports = self.stack.sanitizer_reports()
         result = self._outcome.result
         failed = not self._outcome.success or \
             len(result.failures) + len(result.errors) > self._problems_before
-        if failed:
+        if failed or reports:
             sys.stderr.write(self.stack.logs())
+        self.assertEqual(reports, [], "sanitizer reports")
+        if self.stack.bridge is not None and not self.bridge_may_die:
+            self.assertEqual(stopped[self.stack.bridge.name][0], 0, "mzb-bridge exit code")
 
     def client(self, **kw):
         c = Client(self.stack.mqtt_port, **kw)

@@ -114,6 +114,7 @@ class BridgeDown(StackTest):
 
 
 class BridgeRestart(StackTest):
+    bridge_may_die = True
     stack_args = {"routes": [{"filter": "events/#", "service": "store", "mode": "event"}]}
 
     def test_killed_bridge_loses_no_qos1_event(self):
