@@ -570,7 +570,13 @@ void mzbp_io_stop(struct mzbp_io **iop)
 static int feed_frames(void *sock, const char *service, size_t service_len, zmq_msg_t *meta,
                        zmq_msg_t *body)
 {
-    if (zmq_send(sock, service, service_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    int rc;
+
+    /* A signal can interrupt ZeroMQ's command processing even in a non-blocking send. */
+    do {
+        rc = zmq_send(sock, service, service_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
         return errno;
     }
     /* The first frame was taken, so the pipe takes the rest of this message too. */

@@ -11,7 +11,13 @@
 /* The protocol id and command frames that open every message. */
 static int send_preamble(void *sock, uint8_t cmd)
 {
-    if (zmq_send(sock, MZB_PROTO_ID, PROTO_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    int rc;
+
+    /* A signal can interrupt ZeroMQ's command processing even in a non-blocking send. */
+    do {
+        rc = zmq_send(sock, MZB_PROTO_ID, PROTO_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
         return errno;
     }
     /* Once a first frame is queued ZeroMQ takes the rest of the message without EAGAIN. */

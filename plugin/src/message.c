@@ -43,9 +43,38 @@ static struct mzb_bytes bytes_of(const void *p, size_t len)
     return b;
 }
 
-static int quote_len(size_t n)
+/* Client-chosen text as a log line shows it. */
+struct quoted {
+    char text[QUOTE_MAX + 1];
+};
+
+/*
+ * At most QUOTE_MAX bytes, control characters shown as '?': MQTT lets a
+ * topic or client id hold a newline, which must not forge a log line.
+ */
+static const char *quote(struct quoted *q, const char *s, size_t len)
 {
-    return n > QUOTE_MAX ? QUOTE_MAX : (int)n;
+    size_t n = len < QUOTE_MAX ? len : QUOTE_MAX;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        q->text[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    q->text[n] = '\0';
+    return q->text;
+}
+
+/* The publisher's client id and topic, quoted for a log line. */
+struct who {
+    struct quoted client;
+    struct quoted topic;
+};
+
+static void quote_publish(struct who *w, const struct publish *pub)
+{
+    quote(&w->client, pub->client_id, strlen(pub->client_id));
+    quote(&w->topic, pub->ev->topic, pub->topic_len);
 }
 
 void mzbp_log_limited(struct mzbp_ctx *ctx, enum mzbp_event_log cause, int level, const char *fmt,
@@ -84,6 +113,12 @@ static int is_routable(const struct mzbp_ctx *ctx, const struct mosquitto_evt_me
 
 static void note_property_trouble(struct mzbp_ctx *ctx, const struct publish *pub)
 {
+    struct who w;
+
+    if (!pub->props.broken && pub->props.user_props_dropped == 0) {
+        return;
+    }
+    quote_publish(&w, pub);
     if (pub->props.broken) {
         mzbp_stat_add(&ctx->stats.properties_unreadable, 1);
         mzbp_log_limited(ctx, MZBP_LOG_PROPS_UNREADABLE, MOSQ_LOG_WARNING,
@@ -91,14 +126,14 @@ static void note_property_trouble(struct mzbp_ctx *ctx, const struct publish *pu
                          "entry that is not an MQTT property, so only those before it are "
                          "forwarded; this broker's property layout may differ from "
                          "Mosquitto 2.0's: run a 2.0.x broker",
-                         pub->client_id, pub->ev->topic);
+                         w.client.text, w.topic.text);
     }
     if (pub->props.user_props_dropped > 0) {
         mzbp_stat_add(&ctx->stats.user_props_dropped, pub->props.user_props_dropped);
         mzbp_log_limited(ctx, MZBP_LOG_USER_PROPS_DROPPED, MOSQ_LOG_WARNING,
                          "a publish from client \"%s\" on \"%s\" has %zu user properties; "
                          "the first %d are forwarded and the rest dropped",
-                         pub->client_id, pub->ev->topic,
+                         w.client.text, w.topic.text,
                          MZB_META_MAX_USER_PROPS + pub->props.user_props_dropped,
                          MZB_META_MAX_USER_PROPS);
     }
@@ -153,11 +188,14 @@ static size_t route_number(const struct mzbp_ctx *ctx, const struct mzb_route *r
 static void log_reply_refused(struct mzbp_ctx *ctx, const struct publish *pub,
                               const struct mzb_route *route, const char *cause)
 {
+    struct who w;
+
+    quote_publish(&w, pub);
     mzbp_stat_add(&ctx->stats.reply_topic_refused, 1);
     mzbp_log_limited(ctx, MZBP_LOG_REPLY_REFUSED, MOSQ_LOG_WARNING,
                      "request from client \"%s\" on \"%s\" not dispatched to service \"%s\" "
                      "(routes[%zu], filter \"%s\"): %s",
-                     pub->client_id, pub->ev->topic, route->service, route_number(ctx, route),
+                     w.client.text, w.topic.text, route->service, route_number(ctx, route),
                      route->filter, cause);
 }
 
@@ -168,17 +206,19 @@ static int check_response_topic(struct mzbp_ctx *ctx, const struct publish *pub,
     const char *rt = (const char *)pub->props.response_topic.ptr;
     size_t len = pub->props.response_topic.len;
     int rc = mzb_reply_topic_check(rt, len);
+    struct quoted q;
     char cause[512];
 
+    quote(&q, rt, len);
     if (rc != MZB_TOPIC_OK) {
-        snprintf(cause, sizeof(cause), "its response topic \"%.*s\" cannot be replied to (%s)",
-                 quote_len(len), rt, mzb_topic_strerror(rc));
+        snprintf(cause, sizeof(cause), "its response topic \"%s\" cannot be replied to (%s)",
+                 q.text, mzb_topic_strerror(rc));
     } else if (!mzb_reply_pattern_match(route->reply_pattern, rt, len, pub->client_id,
                                         pub->username)) {
         snprintf(cause, sizeof(cause),
-                 "its response topic \"%.*s\" is outside reply_pattern \"%s\"; the client "
+                 "its response topic \"%s\" is outside reply_pattern \"%s\"; the client "
                  "must ask for a reply topic that matches it",
-                 quote_len(len), rt, route->reply_pattern);
+                 q.text, route->reply_pattern);
     } else {
         return 0;
     }
@@ -190,6 +230,7 @@ static int check_response_topic(struct mzbp_ctx *ctx, const struct publish *pub,
 static int expand_reply_template(struct mzbp_ctx *ctx, const struct publish *pub,
                                  const struct mzb_route *route, size_t *len)
 {
+    struct quoted q;
     char cause[512];
     int rc =
         mzb_reply_template_expand(route->reply_topic, pub->client_id, pub->username, pub->ev->topic,
@@ -200,9 +241,8 @@ static int expand_reply_template(struct mzbp_ctx *ctx, const struct publish *pub
                  route->reply_topic, mzb_reply_strerror(rc));
     } else if ((rc = mzb_reply_topic_check(ctx->reply_buf, *len)) != MZB_TOPIC_OK) {
         snprintf(cause, sizeof(cause),
-                 "reply_topic \"%s\" gives \"%.*s\", which cannot be "
-                 "replied to (%s)",
-                 route->reply_topic, quote_len(*len), ctx->reply_buf, mzb_topic_strerror(rc));
+                 "reply_topic \"%s\" gives \"%s\", which cannot be replied to (%s)",
+                 route->reply_topic, quote(&q, ctx->reply_buf, *len), mzb_topic_strerror(rc));
     } else {
         return 0;
     }
@@ -277,12 +317,15 @@ static int encode_meta(const struct mzb_meta *m, zmq_msg_t *frame)
 static enum outcome note_handoff_failure(struct mzbp_ctx *ctx, const struct publish *pub,
                                          const struct mzb_route *route, int err)
 {
+    struct who w;
+
+    quote_publish(&w, pub);
     if (err != EAGAIN) {
         mzbp_stat_add(&ctx->stats.handoff_errors, 1);
         mzbp_log_limited(ctx, MZBP_LOG_HANDOFF_ERROR, MOSQ_LOG_ERR,
                          "publish from client \"%s\" on \"%s\" not dispatched to service "
                          "\"%s\": %s",
-                         pub->client_id, pub->ev->topic, route->service, zmq_strerror(err));
+                         w.client.text, w.topic.text, route->service, zmq_strerror(err));
         return OUT_SKIPPED;
     }
     mzbp_stat_add(&ctx->stats.queue_full, 1);
@@ -291,7 +334,7 @@ static enum outcome note_handoff_failure(struct mzbp_ctx *ctx, const struct publ
                      "(routes[%zu]): %u dispatches already wait for the I/O thread "
                      "(plugin.queue_limit); the bridge at %s is too slow or gone",
                      route->refuse_on_overload ? "refused" : "dropped (subscribers still got it)",
-                     pub->client_id, pub->ev->topic, route->service, route_number(ctx, route),
+                     w.client.text, w.topic.text, route->service, route_number(ctx, route),
                      ctx->queue_limit, ctx->endpoint);
     if (route->refuse_on_overload) {
         mzbp_stat_add(&ctx->stats.refused_overload, 1);

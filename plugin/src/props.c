@@ -45,18 +45,80 @@ static void hash_string(struct mzbp_hash *h, const struct mzbp_mosq_string *s)
     }
 }
 
-static void add_user_prop(struct mzbp_props *out, const struct mzbp_mosq_property *p)
+/* Takes a string or binary value; -1 when it cannot be one the broker stored. */
+static int take_bytes(const struct mzbp_mosq_string *s, struct mzb_bytes *dst, int *has,
+                      struct mzbp_hash *h)
+{
+    if (!string_sane(s)) {
+        return -1;
+    }
+    *dst = bytes_of(s);
+    *has = 1;
+    hash_string(h, s);
+    return 0;
+}
+
+static int read_payload_format(const struct mzbp_mosq_property *p, struct mzbp_props *out,
+                               struct mzbp_hash *h)
+{
+    out->has_payload_format = 1;
+    out->payload_format = p->value.i8;
+    if (h != NULL) {
+        mzbp_hash_u64(h, p->value.i8);
+    }
+    return 0;
+}
+
+static int read_content_type(const struct mzbp_mosq_property *p, struct mzbp_props *out,
+                             struct mzbp_hash *h)
+{
+    return take_bytes(&p->value.s, &out->content_type, &out->has_content_type, h);
+}
+
+static int read_response_topic(const struct mzbp_mosq_property *p, struct mzbp_props *out,
+                               struct mzbp_hash *h)
+{
+    return take_bytes(&p->value.s, &out->response_topic, &out->has_response_topic, h);
+}
+
+static int read_correlation(const struct mzbp_mosq_property *p, struct mzbp_props *out,
+                            struct mzbp_hash *h)
+{
+    return take_bytes(&p->value.bin, &out->correlation, &out->has_correlation, h);
+}
+
+/* Keeps the first MZB_META_MAX_USER_PROPS in order and counts the rest. */
+static int read_user_property(const struct mzbp_mosq_property *p, struct mzbp_props *out,
+                              struct mzbp_hash *h)
 {
     struct mzb_user_prop *up;
 
+    if (!string_sane(&p->name) || !string_sane(&p->value.s)) {
+        return -1;
+    }
+    hash_string(h, &p->name);
+    hash_string(h, &p->value.s);
     if (out->user_prop_count == MZB_META_MAX_USER_PROPS) {
         out->user_props_dropped++;
-        return;
+        return 0;
     }
     up = &out->user_props[out->user_prop_count++];
     up->key = bytes_of(&p->name);
     up->value = bytes_of(&p->value.s);
+    return 0;
 }
+
+typedef int (*prop_reader)(const struct mzbp_mosq_property *p, struct mzbp_props *out,
+                           struct mzbp_hash *h);
+
+static const struct {
+    int32_t id;
+    prop_reader read;
+} readers[] = {
+    {MZBP_PROP_PAYLOAD_FORMAT, read_payload_format}, {MZBP_PROP_CONTENT_TYPE, read_content_type},
+    {MZBP_PROP_RESPONSE_TOPIC, read_response_topic}, {MZBP_PROP_CORRELATION_DATA, read_correlation},
+    {MZBP_PROP_USER_PROPERTY, read_user_property},
+};
 
 /* Reads one entry; returns -1 when it cannot be a property the broker stored. */
 static int read_one(const struct mzbp_mosq_property *p, struct mzbp_props *out, struct mzbp_hash *h)
@@ -67,51 +129,13 @@ static int read_one(const struct mzbp_mosq_property *p, struct mzbp_props *out, 
     if (h != NULL) {
         mzbp_hash_u64(h, (uint64_t)p->identifier);
     }
-
-    switch (p->identifier) {
-    case MZBP_PROP_PAYLOAD_FORMAT:
-        out->has_payload_format = 1;
-        out->payload_format = p->value.i8;
-        if (h != NULL) {
-            mzbp_hash_u64(h, p->value.i8);
+    for (size_t i = 0; i < sizeof(readers) / sizeof(readers[0]); i++) {
+        if (readers[i].id == p->identifier) {
+            return readers[i].read(p, out, h);
         }
-        return 0;
-    case MZBP_PROP_CONTENT_TYPE:
-        if (!string_sane(&p->value.s)) {
-            return -1;
-        }
-        out->content_type = bytes_of(&p->value.s);
-        out->has_content_type = 1;
-        hash_string(h, &p->value.s);
-        return 0;
-    case MZBP_PROP_RESPONSE_TOPIC:
-        if (!string_sane(&p->value.s)) {
-            return -1;
-        }
-        out->response_topic = bytes_of(&p->value.s);
-        out->has_response_topic = 1;
-        hash_string(h, &p->value.s);
-        return 0;
-    case MZBP_PROP_CORRELATION_DATA:
-        if (!string_sane(&p->value.bin)) {
-            return -1;
-        }
-        out->correlation = bytes_of(&p->value.bin);
-        out->has_correlation = 1;
-        hash_string(h, &p->value.bin);
-        return 0;
-    case MZBP_PROP_USER_PROPERTY:
-        if (!string_sane(&p->name) || !string_sane(&p->value.s)) {
-            return -1;
-        }
-        add_user_prop(out, p);
-        hash_string(h, &p->name);
-        hash_string(h, &p->value.s);
-        return 0;
-    default:
-        /* Valid, but not one a PUBLISH hands to plugins; nothing to forward. */
-        return 0;
     }
+    /* Valid, but not one a PUBLISH hands to plugins; nothing to forward. */
+    return 0;
 }
 
 int mzbp_props_read(const void *list, struct mzbp_props *out, struct mzbp_hash *h)
