@@ -32,6 +32,13 @@ const char *mzb_topic_strerror(int err);
  */
 int mzb_utf8_check(const char *s, size_t len);
 
+/*
+ * Length of the UTF-8 sequence that starts at s[0] (avail bytes are readable),
+ * or 0 when it is malformed: overlong, a surrogate, above U+10FFFF, or cut off.
+ * U+0000 is a valid one-byte sequence here; mzb_utf8_check refuses it.
+ */
+size_t mzb_utf8_sequence_len(const unsigned char *s, size_t avail);
+
 /* Validates a topic filter (wildcards allowed). */
 int mzb_filter_check(const char *filter, size_t len);
 

@@ -158,40 +158,6 @@ static void line_column(const char *text, size_t len, size_t off, int *line, int
     *column = off - line_start + 1 > INT32_MAX ? INT32_MAX : (int)(off - line_start + 1);
 }
 
-/* Length of the UTF-8 sequence at s (avail bytes left), or 0 when it is malformed. */
-static size_t utf8_char_len(const unsigned char *s, size_t avail)
-{
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xBF;
-    size_t n;
-
-    if (s[0] < 0x80) {
-        return 1;
-    }
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        n = 2;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        n = 3;
-        lo = s[0] == 0xE0 ? 0xA0 : 0x80; /* no overlong forms */
-        hi = s[0] == 0xED ? 0x9F : 0xBF; /* no surrogates */
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        n = 4;
-        lo = s[0] == 0xF0 ? 0x90 : 0x80;
-        hi = s[0] == 0xF4 ? 0x8F : 0xBF; /* nothing above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (avail < n || s[1] < lo || s[1] > hi) {
-        return 0;
-    }
-    for (size_t i = 2; i < n; i++) {
-        if (s[i] < 0x80 || s[i] > 0xBF) {
-            return 0;
-        }
-    }
-    return n;
-}
-
 /*
  * Finds the first NUL byte or malformed UTF-8 sequence. Both make jansson
  * fail too, but its message names neither the cause nor the exact byte.
@@ -202,7 +168,7 @@ static size_t bytes_find_fault(const char *text, size_t len, int *is_nul)
     size_t i = 0;
 
     while (i < len) {
-        size_t n = utf8_char_len(s + i, len - i);
+        size_t n = mzb_utf8_sequence_len(s + i, len - i);
 
         if (s[i] == 0 || n == 0) {
             *is_nul = s[i] == 0;

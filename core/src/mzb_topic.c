@@ -28,7 +28,7 @@ const char *mzb_topic_strerror(int err)
  * when it is malformed. The second-byte ranges follow Unicode table 3-7, which
  * is what shuts out overlong forms, surrogates and values above U+10FFFF.
  */
-static size_t utf8_sequence_len(const unsigned char *s, size_t avail)
+size_t mzb_utf8_sequence_len(const unsigned char *s, size_t avail)
 {
     unsigned char lo = 0x80;
     unsigned char hi = 0xBF;
@@ -68,7 +68,7 @@ int mzb_utf8_check(const char *s, size_t len)
     size_t i = 0;
 
     while (i < len) {
-        size_t n = utf8_sequence_len(u + i, len - i);
+        size_t n = mzb_utf8_sequence_len(u + i, len - i);
 
         if (n == 0) {
             return MZB_TOPIC_E_UTF8;
