@@ -20,8 +20,8 @@ enum mzb_config_err {
 
 struct mzb_config_error {
     char file[256];
-    int line;    /* 1-based; 0 when unknown (I/O errors) */
-    int column;  /* 1-based, in bytes; 0 when unknown */
+    int line;       /* 1-based; 0 when unknown (I/O errors) */
+    int column;     /* 1-based, in bytes; 0 when unknown */
     char path[256]; /* key path such as "routes[2].filter"; empty for the whole file */
     char text[512]; /* what is wrong, one sentence without a final period */
 };
@@ -49,20 +49,20 @@ struct mzb_mqtt_config {
 };
 
 struct mzb_config {
-    char *plugin_endpoint;  /* bridge.plugin_endpoint, required */
-    char *handler_endpoint; /* bridge.handler_endpoint, required */
-    uint32_t heartbeat_ms;  /* bridge.heartbeat_ms, default 1000 */
-    uint32_t liveness;      /* bridge.liveness, default 4 */
-    uint32_t max_queue;     /* bridge.max_queue: requests waiting per service, default 10000 */
-    uint32_t stats_interval_s; /* bridge.stats_interval_s: 0 = never log counters; default 60 */
+    char *plugin_endpoint;       /* bridge.plugin_endpoint, required */
+    char *handler_endpoint;      /* bridge.handler_endpoint, required */
+    uint32_t heartbeat_ms;       /* bridge.heartbeat_ms, default 1000 */
+    uint32_t liveness;           /* bridge.liveness, default 4 */
+    uint32_t max_queue;          /* bridge.max_queue: requests waiting per service, default 10000 */
+    uint32_t stats_interval_s;   /* bridge.stats_interval_s: 0 = never log counters; default 60 */
     struct mzb_mqtt_config mqtt; /* bridge.mqtt */
 
-    uint32_t queue_limit;   /* plugin.queue_limit: messages between the broker's thread and the
-                               plugin's I/O thread, default 10000 */
-    uint32_t max_unacked;   /* plugin.max_unacked: QoS 1/2 messages kept until acknowledged,
-                               default 100000 */
-    uint32_t qos2_dedup_ms; /* plugin.qos2_dedup_ms: window for dropping QoS 2 repeats, default
-                               5000, 0 = off */
+    uint32_t queue_limit;    /* plugin.queue_limit: messages between the broker's thread and the
+                                plugin's I/O thread, default 10000 */
+    uint32_t max_unacked;    /* plugin.max_unacked: QoS 1/2 messages kept until acknowledged,
+                                default 100000 */
+    uint32_t qos2_dedup_ms;  /* plugin.qos2_dedup_ms: window for dropping QoS 2 repeats, default
+                                5000, 0 = off */
     uint32_t log_interval_s; /* plugin.log_interval_s: at most one drop line per cause per this
                                 many seconds, default 10 */
 
@@ -81,8 +81,8 @@ struct mzb_config {
 int mzb_config_load_file(const char *path, struct mzb_config **out, struct mzb_config_error *err);
 
 /* The same for text held in memory; name is used as the file name in errors. */
-int mzb_config_load_string(const char *text, size_t len, const char *name,
-                           struct mzb_config **out, struct mzb_config_error *err);
+int mzb_config_load_string(const char *text, size_t len, const char *name, struct mzb_config **out,
+                           struct mzb_config_error *err);
 
 /* Frees cfg and sets *cfg to NULL. Accepts NULL and a pointer to NULL. */
 void mzb_config_destroy(struct mzb_config **cfg);

@@ -32,13 +32,13 @@ enum mzb_meta_tag {
 
 enum mzb_meta_err {
     MZB_META_OK = 0,
-    MZB_META_E_SHORT = 1,     /* shorter than the fixed header */
-    MZB_META_E_VERSION = 2,   /* unknown format version */
-    MZB_META_E_FIELD = 3,     /* a field runs past the end of the frame */
-    MZB_META_E_VALUE = 4,     /* a header value out of range (mode, QoS) */
-    MZB_META_E_NO_TOPIC = 5,  /* the topic field is missing */
-    MZB_META_E_TOO_MANY = 6,  /* more user properties than MZB_META_MAX_USER_PROPS */
-    MZB_META_E_NOSPACE = 7,   /* the encode buffer is too small */
+    MZB_META_E_SHORT = 1,    /* shorter than the fixed header */
+    MZB_META_E_VERSION = 2,  /* unknown format version */
+    MZB_META_E_FIELD = 3,    /* a field runs past the end of the frame */
+    MZB_META_E_VALUE = 4,    /* a header value out of range (mode, QoS) */
+    MZB_META_E_NO_TOPIC = 5, /* the topic field is missing */
+    MZB_META_E_TOO_MANY = 6, /* more user properties than MZB_META_MAX_USER_PROPS */
+    MZB_META_E_NOSPACE = 7,  /* the encode buffer is too small */
 };
 
 /* A byte string that is not NUL-terminated; ptr may be NULL when len is 0. */
