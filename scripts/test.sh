@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-mzb_install_deps
+mzb_install_deps clang-format
+
+scripts/check-format.sh
 
 jobs=$(nproc)
 run_suite() {
