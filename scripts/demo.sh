@@ -99,7 +99,7 @@ start bridge "$PREFIX/bin/mzb-bridge" -c "$WORK/mzb.json"
 wait_port "$HANDLER_PORT"
 start store "$PREFIX/bin/mzb-store" -c "$WORK/mzb.json" -s store -d "$WORK/events.sqlite"
 start echo "$PREFIX/bin/mzb-echo" -c "$WORK/mzb.json" -s echo -v
-start enrich "$PREFIX/bin/mzb-enrich" -c "$WORK/mzb.json" -s enrich
+start enrich "$PREFIX/bin/mzb-enrich" -c "$WORK/mzb.json" -s enrich -v
 start pyecho /usr/bin/python3 "$PREFIX/share/mosquitto-zmq-bridge/python/pyecho.py" \
     --config "$WORK/mzb.json" --service pyecho
 PYECHO_PID=${PIDS[-1]}

@@ -1,6 +1,7 @@
 #include "example_common.h"
 
 #include <signal.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -28,7 +29,7 @@ static void print_usage(const struct mzbx_program *prog, FILE *out)
     if (prog->wants_db) {
         fprintf(out, "  -d FILE      the SQLite database to store into (created if missing)\n");
     }
-    fprintf(out, "  -v           log debug lines too\n"
+    fprintf(out, "  -v           log one line per request, and debug lines\n"
                  "  -h           print this help\n");
 }
 
@@ -90,13 +91,15 @@ static int take_option(const struct mzbx_program *prog, int opt, struct mzbx_arg
 
 int mzbx_parse_args(const struct mzbx_program *prog, int argc, char **argv, struct mzbx_args *args)
 {
+    static const struct option long_options[] = {{"help", no_argument, NULL, 'h'},
+                                                 {NULL, 0, NULL, 0}};
     const char *optstring = prog->wants_db ? ":c:e:s:d:vh" : ":c:e:s:vh";
     int opt;
     int rc;
 
     memset(args, 0, sizeof(*args));
     opterr = 0;
-    while ((opt = getopt(argc, argv, optstring)) != -1) {
+    while ((opt = getopt_long(argc, argv, optstring, long_options, NULL)) != -1) {
         rc = take_option(prog, opt, args);
         if (rc >= 0) {
             return rc;
@@ -274,7 +277,7 @@ void mzbx_log_request(const char *prefix, const struct mzb_request *req)
     client = mzb_request_client_id(req, &client_len);
     mzb_request_payload(req, &payload_len);
 
-    mzb_log(MZB_LOG_INFO, "%s topic=%s client=%s bytes=%zu", prefix,
+    mzb_log(MZB_LOG_DEBUG, "%s topic=%s client=%s bytes=%zu", prefix,
             printable(topic, topic_len, topic_buf, sizeof(topic_buf)),
             printable(client, client_len, client_buf, sizeof(client_buf)), payload_len);
 }
