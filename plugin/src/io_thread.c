@@ -201,6 +201,7 @@ static void update_gauges(struct mzbp_io *io)
 {
     mzbp_stat_set(&io->stats->unacked, mzbp_unacked_count(io->unacked));
     mzbp_stat_set(&io->stats->unsent, mzbp_unacked_unsent_count(io->unacked));
+    mzbp_stat_set(&io->stats->deferred, mzbp_unacked_deferred_count(io->unacked));
     mzbp_stat_set(&io->stats->bridge_alive, (uint64_t)io->bridge_alive);
 }
 
@@ -223,15 +224,19 @@ static int send_heartbeat(struct mzbp_io *io)
     return rc;
 }
 
-/* Sends held messages from the oldest unsent one on, until the socket takes no more. */
+/*
+ * Queues the deferred messages whose time has come, then sends the queue in
+ * order until the socket takes no more.
+ */
 static void flush_unsent(struct mzbp_io *io)
 {
     struct mzbp_pending *p;
 
+    (void)mzbp_unacked_release_due(io->unacked, mzb_now_ms());
     if (io->paused) {
         return;
     }
-    while ((p = mzbp_unacked_first_unsent(io->unacked)) != NULL) {
+    while ((p = mzbp_unacked_first_queued(io->unacked)) != NULL) {
         int rc = mzbp_wire_send_dispatch(io->dealer, p->frames, 1);
 
         if (rc == EAGAIN) {
@@ -261,7 +266,7 @@ static void forward_unheld(struct mzbp_io *io, zmq_msg_t *frames)
     }
 }
 
-/* QoS 1 and 2: held until acknowledged, sent behind any older held message. */
+/* QoS 1 and 2: held until acknowledged, sent behind any older queued message. */
 static void hold_and_send(struct mzbp_io *io, uint64_t id, zmq_msg_t *frames)
 {
     struct mzbp_pending *p = mzbp_pending_new(id);
@@ -274,7 +279,6 @@ static void hold_and_send(struct mzbp_io *io, uint64_t id, zmq_msg_t *frames)
     for (int i = 0; i < MZBP_FRAME_COUNT; i++) {
         (void)zmq_msg_move(&p->frames[i], &frames[i]);
     }
-    p->unsent = 1;
     rc = mzbp_unacked_add(io->unacked, p);
     if (rc != MZBP_UNACKED_OK) {
         mzbp_stat_add(rc == MZBP_UNACKED_E_FULL ? &io->stats->unacked_full_dropped
@@ -325,8 +329,8 @@ static void drain_feed(struct mzbp_io *io)
 
 static void handle_ack(struct mzbp_io *io, const struct mzbp_bridge_msg *m)
 {
-    for (size_t i = 0; i < m->ack_count; i++) {
-        struct mzbp_pending *p = mzbp_unacked_take(io->unacked, mzb_get_u64(m->ack_ids + 8 * i));
+    for (size_t i = 0; i < m->id_count; i++) {
+        struct mzbp_pending *p = mzbp_unacked_take(io->unacked, mzb_get_u64(m->ids + 8 * i));
 
         if (p == NULL) {
             mzbp_stat_add(&io->stats->ack_unknown, 1);
@@ -337,7 +341,28 @@ static void handle_ack(struct mzbp_io *io, const struct mzbp_bridge_msg *m)
     }
 }
 
-/* Queues every held message again, oldest first, for a bridge that may have lost them. */
+/*
+ * A service queue in the bridge was full: each message stays held and goes
+ * again after its backoff, while the messages behind it go on at once.
+ */
+static void handle_retry(struct mzbp_io *io, const struct mzbp_bridge_msg *m, uint64_t now_ms)
+{
+    for (size_t i = 0; i < m->id_count; i++) {
+        uint64_t id = mzb_get_u64(m->ids + 8 * i);
+
+        if (mzbp_unacked_defer(io->unacked, id, now_ms) != NULL) {
+            mzbp_stat_add(&io->stats->retries_received, 1);
+        } else {
+            mzbp_stat_add(&io->stats->retry_unknown, 1);
+        }
+    }
+}
+
+/*
+ * Queues every held message again, oldest first, for a bridge that may have
+ * lost them; deferred ones too, with their backoff forgotten, since a new
+ * connection or bridge instance says nothing about the old one's queues.
+ */
 static void requeue_all(struct mzbp_io *io)
 {
     mzbp_unacked_mark_all_unsent(io->unacked);
@@ -389,6 +414,8 @@ static void drain_bridge(struct mzbp_io *io, uint64_t now_ms)
         mzbp_wire_parse_bridge(frames, n, &m);
         if (m.kind == MZBP_BRIDGE_ACK) {
             handle_ack(io, &m);
+        } else if (m.kind == MZBP_BRIDGE_RETRY) {
+            handle_retry(io, &m, now_ms);
         } else if (m.kind == MZBP_BRIDGE_HEARTBEAT) {
             handle_bridge_heartbeat(io, m.instance, now_ms);
         } else {
@@ -454,6 +481,23 @@ static void run_timers(struct mzbp_io *io, uint64_t now_ms)
     }
 }
 
+/* Until the next heartbeat or the next deferred message's time, at most MZBP_POLL_MS. */
+static long poll_timeout(struct mzbp_io *io, uint64_t now_ms)
+{
+    long timeout = MZBP_POLL_MS;
+    uint64_t due;
+
+    if (io->next_heartbeat_ms > now_ms && (long)(io->next_heartbeat_ms - now_ms) < timeout) {
+        timeout = (long)(io->next_heartbeat_ms - now_ms);
+    }
+    if (mzbp_unacked_next_due(io->unacked, &due)) {
+        long wait = due > now_ms ? (long)(due - now_ms) : 0;
+
+        timeout = wait < timeout ? wait : timeout;
+    }
+    return timeout;
+}
+
 static void poll_once(struct mzbp_io *io, uint64_t now_ms)
 {
     zmq_pollitem_t items[3] = {
@@ -461,13 +505,10 @@ static void poll_once(struct mzbp_io *io, uint64_t now_ms)
         {io->dealer, 0, ZMQ_POLLIN, 0},
         {io->monitor, 0, ZMQ_POLLIN, 0},
     };
-    long timeout = MZBP_POLL_MS;
+    long timeout = poll_timeout(io, now_ms);
 
-    if (io->next_heartbeat_ms > now_ms && (long)(io->next_heartbeat_ms - now_ms) < timeout) {
-        timeout = (long)(io->next_heartbeat_ms - now_ms);
-    }
     /* POLLOUT wakes the thread as soon as a bridge can take held messages again. */
-    if (!io->paused && mzbp_unacked_first_unsent(io->unacked) != NULL) {
+    if (!io->paused && mzbp_unacked_first_queued(io->unacked) != NULL) {
         items[1].events |= ZMQ_POLLOUT;
     }
 

@@ -4,8 +4,9 @@
  * The broker's thread hands each dispatch over with mzbp_io_feed, one
  * non-blocking send on an inproc PAIR socket. The I/O thread forwards it to
  * the bridge on a DEALER socket (docs/protocol.md, section 1), keeps QoS 1 and
- * 2 dispatches until the bridge acknowledges them, resends them to a bridge
- * that restarted or came back, and heartbeats every second with the plugin's
+ * 2 dispatches until the bridge acknowledges them, sends one the bridge sent
+ * back (RETRY) again after a backoff, resends them all to a bridge that
+ * restarted or came back, and heartbeats every second with the plugin's
  * counters. It never calls a mosquitto_* function: it only writes counters,
  * which the broker's thread reads and logs.
  */

@@ -133,6 +133,16 @@ static int frame_is(zmq_msg_t *frame, const void *bytes, size_t len)
     return zmq_msg_size(frame) == len && memcmp(zmq_msg_data(frame), bytes, len) == 0;
 }
 
+/* ACK and RETRY carry one or more 8-byte ids in one frame; anything else is malformed. */
+static void parse_ids(const uint8_t *body, size_t len, int kind, struct mzbp_bridge_msg *out)
+{
+    if (len > 0 && len % 8 == 0) {
+        out->kind = kind;
+        out->ids = body;
+        out->id_count = len / 8;
+    }
+}
+
 void mzbp_wire_parse_bridge(zmq_msg_t *frames, int n, struct mzbp_bridge_msg *out)
 {
     const uint8_t *body;
@@ -147,11 +157,10 @@ void mzbp_wire_parse_bridge(zmq_msg_t *frames, int n, struct mzbp_bridge_msg *ou
 
     switch (*(const uint8_t *)zmq_msg_data(&frames[1])) {
     case MZB_CMD_ACK:
-        if (body_len > 0 && body_len % 8 == 0) {
-            out->kind = MZBP_BRIDGE_ACK;
-            out->ack_ids = body;
-            out->ack_count = body_len / 8;
-        }
+        parse_ids(body, body_len, MZBP_BRIDGE_ACK, out);
+        break;
+    case MZB_CMD_RETRY:
+        parse_ids(body, body_len, MZBP_BRIDGE_RETRY, out);
         break;
     case MZB_CMD_BRIDGE_HEARTBEAT:
         if (body_len == 8) {

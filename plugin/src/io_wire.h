@@ -41,13 +41,14 @@ enum mzbp_bridge_kind {
     MZBP_BRIDGE_MALFORMED = 0,
     MZBP_BRIDGE_ACK = 1,
     MZBP_BRIDGE_HEARTBEAT = 2,
+    MZBP_BRIDGE_RETRY = 3,
 };
 
 /* A parsed message from the bridge; borrows from the frames it came from. */
 struct mzbp_bridge_msg {
     int kind;
-    const uint8_t *ack_ids; /* ACK: ack_count ids of 8 bytes each */
-    size_t ack_count;
+    const uint8_t *ids; /* ACK and RETRY: id_count ids of 8 bytes each */
+    size_t id_count;
     uint64_t instance; /* HEARTBEAT: the bridge's instance id */
 };
 

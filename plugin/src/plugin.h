@@ -39,6 +39,7 @@ struct mzbp_tick_state {
     uint64_t last_drops[8]; /* last logged value of each watched I/O-thread counter */
     uint64_t bridge_instance;
     uint64_t disconnects;
+    uint64_t last_retries; /* retries_received when the deferral line was last written */
     int bridge_seen;
     int bridge_alive;
     int warned_no_bridge;

@@ -30,6 +30,8 @@
     X(unacked_full_dropped)  /* QoS 1/2 dispatches dropped: plugin.max_unacked reached */          \
     X(acked)                 /* messages the bridge acknowledged */                                \
     X(ack_unknown)           /* acknowledgements of ids not held */                                \
+    X(retries_received)      /* ids in RETRYs that deferred a held message */                      \
+    X(retry_unknown)         /* ids in RETRYs of messages not held */                              \
     X(bridge_malformed)      /* messages from the bridge that could not be parsed */               \
     X(bridge_heartbeats)     /* HEARTBEATs received from the bridge */                             \
     X(bridge_restarts)       /* a new bridge instance was seen */                                  \
@@ -37,7 +39,8 @@
     X(bridge_returns)        /* the same bridge answered again after a silence */                  \
     X(send_errors)           /* sends to the bridge that failed other than by a full queue */      \
     X(unacked)               /* gauge: QoS 1/2 messages held until acknowledged */                 \
-    X(unsent)                /* gauge: held messages not yet (re)sent */                           \
+    X(unsent)                /* gauge: held messages not yet (re)sent, deferred ones included */   \
+    X(deferred)              /* gauge: held messages waiting for their time after a RETRY */       \
     X(bridge_alive)          /* gauge: 1 while the bridge answers heartbeats */
 
 #define MZBP_STATS_DECLARE(name) atomic_uint_fast64_t name;

@@ -10,6 +10,7 @@
 #include <mosquitto_broker.h>
 
 #include "plugin.h"
+#include "unacked.h"
 
 #define STATS_JSON_CAP 4096
 
@@ -24,12 +25,14 @@ static const struct {
      "check that mzb-bridge runs and listens on the endpoint"},
     {offsetof(struct mzbp_stats, unacked_full_dropped),
      "QoS 1/2 dispatches dropped because plugin.max_unacked messages await acknowledgement",
-     "bring the bridge back or raise plugin.max_unacked"},
+     "bring the bridge back, add handlers for slow services or raise plugin.max_unacked"},
     {offsetof(struct mzbp_stats, bridge_malformed), "malformed messages received from the bridge",
      "check that the bridge at the endpoint is an mzb-bridge of the same version"},
     {offsetof(struct mzbp_stats, ack_unknown),
      "acknowledgements of messages the plugin does not hold",
      "none needed if the plugin restarted; otherwise check that one bridge serves one broker"},
+    {offsetof(struct mzbp_stats, retry_unknown), "RETRYs of messages the plugin does not hold",
+     "none needed if the plugin restarted; with plugin.max_unacked 0 those messages are lost"},
     {offsetof(struct mzbp_stats, send_errors), "sends to the bridge that failed",
      "look for ZeroMQ errors on the bridge's side"},
     {offsetof(struct mzbp_stats, handoff_errors), "dispatches lost inside the plugin",
@@ -65,15 +68,35 @@ void mzbp_tick_init(struct mzbp_ctx *ctx, uint64_t now_ms)
     t->next_stats_ms = now_ms + (uint64_t)ctx->routes->cfg->stats_interval_s * 1000u;
 }
 
-static void log_drops(struct mzbp_ctx *ctx, uint64_t now_ms)
+/*
+ * Deferring is the bridge pushing a slow service's backlog back into the
+ * plugin, not a loss, but it fills plugin.max_unacked, so it gets a line.
+ */
+static void log_deferrals(struct mzbp_ctx *ctx)
 {
     struct mzbp_tick_state *t = &ctx->tick;
-    uint64_t interval_ms = (uint64_t)ctx->routes->cfg->log_interval_s * 1000u;
+    uint64_t n = mzbp_stat_get(&ctx->stats.retries_received);
 
-    if (now_ms < t->next_drop_check_ms) {
+    if (n == t->last_retries) {
         return;
     }
-    t->next_drop_check_ms = now_ms + (interval_ms > 0 ? interval_ms : 1000u);
+    mosquitto_log_printf(MOSQ_LOG_WARNING,
+                         MZBP_LOG_PREFIX "%" PRIu64 " QoS 1/2 dispatches deferred since the last "
+                                         "report because service queues in the bridge at %s are "
+                                         "full (bridge.max_queue); they are kept (%" PRIu64
+                                         " waiting now; at most plugin.max_unacked = %u are "
+                                         "held in all) and sent again after %u ms, then twice "
+                                         "as long each time up to %u ms: add handlers for the "
+                                         "slow services or raise bridge.max_queue",
+                         n - t->last_retries, ctx->endpoint, mzbp_stat_get(&ctx->stats.deferred),
+                         ctx->max_unacked, MZBP_RETRY_FIRST_MS, MZBP_RETRY_MAX_MS);
+    t->last_retries = n;
+}
+
+static void log_watched(struct mzbp_ctx *ctx)
+{
+    struct mzbp_tick_state *t = &ctx->tick;
+
     for (size_t i = 0; i < sizeof(watched) / sizeof(watched[0]); i++) {
         uint64_t v = counter_at(ctx, watched[i].offset);
 
@@ -87,6 +110,19 @@ static void log_drops(struct mzbp_ctx *ctx, uint64_t now_ms)
                              watched[i].advice);
         t->last_drops[i] = v;
     }
+}
+
+static void log_drops(struct mzbp_ctx *ctx, uint64_t now_ms)
+{
+    struct mzbp_tick_state *t = &ctx->tick;
+    uint64_t interval_ms = (uint64_t)ctx->routes->cfg->log_interval_s * 1000u;
+
+    if (now_ms < t->next_drop_check_ms) {
+        return;
+    }
+    t->next_drop_check_ms = now_ms + (interval_ms > 0 ? interval_ms : 1000u);
+    log_watched(ctx);
+    log_deferrals(ctx);
 }
 
 static void log_bridge_back(struct mzbp_ctx *ctx, uint64_t instance)
@@ -149,6 +185,51 @@ static void log_disconnects(struct mzbp_ctx *ctx)
                          ctx->endpoint, mzbp_stat_get(&ctx->stats.last_requeue));
 }
 
+/*
+ * What happens to routed dispatches while no bridge answers. Held ones count
+ * against plugin.max_unacked together with those held before, and past it
+ * newer ones are dropped: the publisher has had its PUBACK and cannot know.
+ */
+static void log_bridge_silent(struct mzbp_ctx *ctx)
+{
+    if (ctx->max_unacked == 0) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             MZBP_LOG_PREFIX "bridge at %s has not answered for %d s; routed "
+                                             "dispatches of every QoS are not kept "
+                                             "(plugin.max_unacked is 0) and may be lost until "
+                                             "it returns: check that mzb-bridge runs",
+                             ctx->endpoint, MZBP_BRIDGE_SILENCE_MS / 1000);
+        return;
+    }
+    mosquitto_log_printf(MOSQ_LOG_WARNING,
+                         MZBP_LOG_PREFIX "bridge at %s has not answered for %d s; until it "
+                                         "returns, routed QoS 1/2 dispatches are kept in memory "
+                                         "up to plugin.max_unacked = %u in all, newer ones "
+                                         "beyond that are dropped, and QoS 0 ones are not kept: "
+                                         "check that mzb-bridge runs",
+                         ctx->endpoint, MZBP_BRIDGE_SILENCE_MS / 1000, ctx->max_unacked);
+}
+
+static void log_no_bridge_yet(struct mzbp_ctx *ctx)
+{
+    if (ctx->max_unacked == 0) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             MZBP_LOG_PREFIX "no bridge answers at %s yet; publishes still "
+                                             "reach subscribers, routed ones are not kept for it "
+                                             "(plugin.max_unacked is 0): start mzb-bridge or "
+                                             "check bridge.plugin_endpoint",
+                             ctx->endpoint);
+        return;
+    }
+    mosquitto_log_printf(MOSQ_LOG_WARNING,
+                         MZBP_LOG_PREFIX "no bridge answers at %s yet; publishes still reach "
+                                         "subscribers, routed QoS 1/2 ones are kept for it up "
+                                         "to plugin.max_unacked = %u and newer ones beyond that "
+                                         "dropped: start mzb-bridge or check "
+                                         "bridge.plugin_endpoint",
+                         ctx->endpoint, ctx->max_unacked);
+}
+
 static void log_bridge_state(struct mzbp_ctx *ctx, uint64_t now_ms)
 {
     struct mzbp_tick_state *t = &ctx->tick;
@@ -158,21 +239,11 @@ static void log_bridge_state(struct mzbp_ctx *ctx, uint64_t now_ms)
     if (alive && (!t->bridge_alive || instance != t->bridge_instance)) {
         log_bridge_back(ctx, instance);
     } else if (!alive && t->bridge_alive) {
-        mosquitto_log_printf(MOSQ_LOG_WARNING,
-                             MZBP_LOG_PREFIX "bridge at %s has not answered for %d s; QoS 1/2 "
-                                             "dispatches are kept (at most plugin.max_unacked "
-                                             "= %u) and QoS 0 ones dropped until it returns: "
-                                             "check that mzb-bridge runs",
-                             ctx->endpoint, MZBP_BRIDGE_SILENCE_MS / 1000, ctx->max_unacked);
+        log_bridge_silent(ctx);
     } else if (!alive && !t->bridge_seen && !t->warned_no_bridge &&
                now_ms - t->started_ms > MZBP_BRIDGE_SILENCE_MS) {
         t->warned_no_bridge = 1;
-        mosquitto_log_printf(MOSQ_LOG_WARNING,
-                             MZBP_LOG_PREFIX "no bridge answers at %s yet; publishes still "
-                                             "reach subscribers, routed QoS 1/2 ones are kept "
-                                             "for it: start mzb-bridge or check "
-                                             "bridge.plugin_endpoint",
-                             ctx->endpoint);
+        log_no_bridge_yet(ctx);
     }
     if (alive) {
         t->bridge_instance = instance;

@@ -1,19 +1,39 @@
 #include "unacked.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Bucket arrays stop growing here; chains then get longer, which stays correct. */
 #define MAX_BUCKETS ((size_t)1 << 20)
+
+/*
+ * One deferral list per backoff step: 100, 200, 400, 800, 1600 ms, and the
+ * last one for every further RETRY at 2 s. All entries of a list wait the
+ * same time, so appending keeps it ordered by due time.
+ */
+#define DEFER_LEVELS 6
+
+_Static_assert((MZBP_RETRY_FIRST_MS << (DEFER_LEVELS - 2)) < MZBP_RETRY_MAX_MS &&
+                   (MZBP_RETRY_FIRST_MS << (DEFER_LEVELS - 1)) >= MZBP_RETRY_MAX_MS,
+               "each deferral list holds one backoff step");
+
+/* A list linked through qprev and qnext. */
+struct queue {
+    struct mzbp_pending *head;
+    struct mzbp_pending *tail;
+};
 
 struct mzbp_unacked {
     struct mzbp_pending **buckets;
     size_t bucket_mask;
     size_t max_entries;
     size_t count;
-    size_t unsent;
-    struct mzbp_pending *head;
+    size_t queued;
+    size_t deferred;
+    struct mzbp_pending *head; /* every entry, in the order they were added */
     struct mzbp_pending *tail;
-    struct mzbp_pending *first_unsent;
+    struct queue send;
+    struct queue defer[DEFER_LEVELS];
 };
 
 struct mzbp_pending *mzbp_pending_new(uint64_t id)
@@ -138,6 +158,80 @@ static void order_unlink(struct mzbp_unacked *t, struct mzbp_pending *p)
     p->next = NULL;
 }
 
+/* Inserts p after at, or at the head when at is NULL. */
+static void queue_insert_after(struct queue *q, struct mzbp_pending *at, struct mzbp_pending *p)
+{
+    p->qprev = at;
+    p->qnext = at != NULL ? at->qnext : q->head;
+    if (p->qnext != NULL) {
+        p->qnext->qprev = p;
+    } else {
+        q->tail = p;
+    }
+    if (at != NULL) {
+        at->qnext = p;
+    } else {
+        q->head = p;
+    }
+}
+
+static void queue_unlink(struct queue *q, struct mzbp_pending *p)
+{
+    if (p->qprev != NULL) {
+        p->qprev->qnext = p->qnext;
+    } else {
+        q->head = p->qnext;
+    }
+    if (p->qnext != NULL) {
+        p->qnext->qprev = p->qprev;
+    } else {
+        q->tail = p->qprev;
+    }
+    p->qprev = NULL;
+    p->qnext = NULL;
+}
+
+static struct queue *defer_list_of(struct mzbp_unacked *t, const struct mzbp_pending *p)
+{
+    unsigned level = p->retries < DEFER_LEVELS ? p->retries : DEFER_LEVELS;
+
+    return &t->defer[level > 0 ? level - 1 : 0];
+}
+
+/*
+ * Ordered by due time even if the clock jumped back: the walk from the tail
+ * stops at once while it moves forward, and equal times keep arrival order.
+ */
+static void defer_insert(struct queue *q, struct mzbp_pending *p)
+{
+    struct mzbp_pending *at = q->tail;
+
+    while (at != NULL && at->due_ms > p->due_ms) {
+        at = at->qprev;
+    }
+    queue_insert_after(q, at, p);
+}
+
+/* Takes p out of the send queue or its deferral list, leaving it as if sent. */
+static void leave_queues(struct mzbp_unacked *t, struct mzbp_pending *p)
+{
+    if (p->state == MZBP_PENDING_QUEUED) {
+        queue_unlink(&t->send, p);
+        t->queued--;
+    } else if (p->state == MZBP_PENDING_DEFERRED) {
+        queue_unlink(defer_list_of(t, p), p);
+        t->deferred--;
+    }
+    p->state = MZBP_PENDING_SENT;
+}
+
+static void enqueue(struct mzbp_unacked *t, struct mzbp_pending *p)
+{
+    queue_insert_after(&t->send, t->send.tail, p);
+    p->state = MZBP_PENDING_QUEUED;
+    t->queued++;
+}
+
 int mzbp_unacked_add(struct mzbp_unacked *t, struct mzbp_pending *p)
 {
     struct mzbp_pending **slot;
@@ -155,13 +249,9 @@ int mzbp_unacked_add(struct mzbp_unacked *t, struct mzbp_pending *p)
     order_append(t, p);
     t->count++;
 
-    if (p->unsent || t->first_unsent != NULL) {
-        p->unsent = 1;
-        t->unsent++;
-        if (t->first_unsent == NULL) {
-            t->first_unsent = p;
-        }
-    }
+    p->retries = 0;
+    p->due_ms = 0;
+    enqueue(t, p);
     return MZBP_UNACKED_OK;
 }
 
@@ -176,41 +266,115 @@ struct mzbp_pending *mzbp_unacked_take(struct mzbp_unacked *t, uint64_t id)
     *slot = p->hash_next;
     p->hash_next = NULL;
 
-    if (t->first_unsent == p) {
-        t->first_unsent = p->next;
-    }
-    if (p->unsent) {
-        t->unsent--;
-    }
+    leave_queues(t, p);
     order_unlink(t, p);
     t->count--;
     return p;
 }
 
-struct mzbp_pending *mzbp_unacked_first_unsent(const struct mzbp_unacked *t)
+struct mzbp_pending *mzbp_unacked_first_queued(const struct mzbp_unacked *t)
 {
-    return t->first_unsent;
+    return t->send.head;
 }
 
 void mzbp_unacked_mark_first_sent(struct mzbp_unacked *t)
 {
-    struct mzbp_pending *p = t->first_unsent;
+    struct mzbp_pending *p = t->send.head;
+
+    if (p != NULL) {
+        leave_queues(t, p);
+    }
+}
+
+uint32_t mzbp_unacked_backoff_ms(unsigned retries)
+{
+    unsigned shift = retries > 0 ? retries - 1 : 0;
+
+    if (shift >= DEFER_LEVELS - 1) {
+        return MZBP_RETRY_MAX_MS;
+    }
+    return MZBP_RETRY_FIRST_MS << shift;
+}
+
+struct mzbp_pending *mzbp_unacked_defer(struct mzbp_unacked *t, uint64_t id, uint64_t now_ms)
+{
+    struct mzbp_pending *p = *find_slot(t, id);
 
     if (p == NULL) {
-        return;
+        return NULL;
     }
-    p->unsent = 0;
-    t->unsent--;
-    t->first_unsent = p->next;
+    leave_queues(t, p);
+
+    if (p->retries < UINT8_MAX) {
+        p->retries++;
+    }
+    p->due_ms = now_ms + mzbp_unacked_backoff_ms(p->retries);
+    p->state = MZBP_PENDING_DEFERRED;
+    defer_insert(defer_list_of(t, p), p);
+    t->deferred++;
+    return p;
+}
+
+/* The deferral list whose head is due first at now_ms, or NULL when none is due. */
+static struct queue *earliest_due(struct mzbp_unacked *t, uint64_t now_ms)
+{
+    struct queue *best = NULL;
+
+    for (int i = 0; i < DEFER_LEVELS; i++) {
+        const struct mzbp_pending *h = t->defer[i].head;
+
+        if (h == NULL || h->due_ms > now_ms) {
+            continue;
+        }
+        if (best == NULL || h->due_ms < best->head->due_ms ||
+            (h->due_ms == best->head->due_ms && h->id < best->head->id)) {
+            best = &t->defer[i];
+        }
+    }
+    return best;
+}
+
+size_t mzbp_unacked_release_due(struct mzbp_unacked *t, uint64_t now_ms)
+{
+    struct queue *q;
+    size_t moved = 0;
+
+    while ((q = earliest_due(t, now_ms)) != NULL) {
+        struct mzbp_pending *p = q->head;
+
+        leave_queues(t, p);
+        enqueue(t, p);
+        moved++;
+    }
+    return moved;
+}
+
+int mzbp_unacked_next_due(const struct mzbp_unacked *t, uint64_t *due_ms)
+{
+    int found = 0;
+
+    for (int i = 0; i < DEFER_LEVELS; i++) {
+        const struct mzbp_pending *h = t->defer[i].head;
+
+        if (h != NULL && (!found || h->due_ms < *due_ms)) {
+            *due_ms = h->due_ms;
+            found = 1;
+        }
+    }
+    return found;
 }
 
 void mzbp_unacked_mark_all_unsent(struct mzbp_unacked *t)
 {
+    memset(&t->send, 0, sizeof(t->send));
+    memset(t->defer, 0, sizeof(t->defer));
+    t->queued = 0;
+    t->deferred = 0;
     for (struct mzbp_pending *p = t->head; p != NULL; p = p->next) {
-        p->unsent = 1;
+        p->retries = 0;
+        p->due_ms = 0;
+        enqueue(t, p);
     }
-    t->unsent = t->count;
-    t->first_unsent = t->head;
 }
 
 size_t mzbp_unacked_count(const struct mzbp_unacked *t)
@@ -220,7 +384,12 @@ size_t mzbp_unacked_count(const struct mzbp_unacked *t)
 
 size_t mzbp_unacked_unsent_count(const struct mzbp_unacked *t)
 {
-    return t->unsent;
+    return t->queued + t->deferred;
+}
+
+size_t mzbp_unacked_deferred_count(const struct mzbp_unacked *t)
+{
+    return t->deferred;
 }
 
 struct mzbp_pending *mzbp_unacked_first(const struct mzbp_unacked *t)

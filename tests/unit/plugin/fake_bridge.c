@@ -101,6 +101,14 @@ void fake_bridge_ack(struct fake_bridge *fb, struct received *from, uint64_t id)
     fake_bridge_send(fb, from, MZB_CMD_ACK, body, sizeof(body));
 }
 
+void fake_bridge_retry(struct fake_bridge *fb, struct received *from, uint64_t id)
+{
+    uint8_t body[8];
+
+    mzb_put_u64(body, id);
+    fake_bridge_send(fb, from, MZB_CMD_RETRY, body, sizeof(body));
+}
+
 /* Checks a plugin HEARTBEAT and answers it with instance unless that is 0. */
 static void answer_heartbeat(struct fake_bridge *fb, struct received *r, uint64_t instance)
 {
@@ -134,6 +142,27 @@ int fake_bridge_next_dispatch(struct fake_bridge *fb, struct received *r, uint64
         received_close(r);
     }
     return 0;
+}
+
+int fake_bridge_quiet(struct fake_bridge *fb, long ms, uint64_t instance)
+{
+    uint64_t end = mzb_now_ms() + (uint64_t)ms;
+    uint64_t now;
+    struct received r;
+
+    while ((now = mzb_now_ms()) < end) {
+        if (!fake_bridge_recv(fb, &r, (long)(end - now))) {
+            continue;
+        }
+        if (received_command(&r) == MZB_CMD_DISPATCH) {
+            received_close(&r);
+            return 0;
+        }
+        assert_int_equal(received_command(&r), MZB_CMD_HEARTBEAT);
+        answer_heartbeat(fb, &r, instance);
+        received_close(&r);
+    }
+    return 1;
 }
 
 void fake_bridge_serve_heartbeats(struct fake_bridge *fb, struct mzbp_stats *stats,

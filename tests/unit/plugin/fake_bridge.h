@@ -40,12 +40,16 @@ uint64_t received_dispatch_id(struct received *r);
 void fake_bridge_send(struct fake_bridge *fb, struct received *from, uint8_t cmd, const void *body,
                       size_t len);
 void fake_bridge_ack(struct fake_bridge *fb, struct received *from, uint64_t id);
+void fake_bridge_retry(struct fake_bridge *fb, struct received *from, uint64_t id);
 
 /*
  * Waits for the next DISPATCH, answering HEARTBEATs with instance on the way
  * (0: leave them unanswered). Returns 0 when none came within FAKE_WAIT_MS.
  */
 int fake_bridge_next_dispatch(struct fake_bridge *fb, struct received *r, uint64_t instance);
+
+/* Answers HEARTBEATs for ms; returns 1 when no DISPATCH came meanwhile. */
+int fake_bridge_quiet(struct fake_bridge *fb, long ms, uint64_t instance);
 
 /* Answers HEARTBEATs with instance until the plugin has counted want of them. */
 void fake_bridge_serve_heartbeats(struct fake_bridge *fb, struct mzbp_stats *stats,

@@ -246,6 +246,183 @@ static void test_malformed_bridge_messages_are_counted(void **state)
     received_close(&r);
 }
 
+/* Waits for the next DISPATCH and returns its id, closing it. */
+static uint64_t next_id(struct fixture *f, uint64_t instance, struct received *keep)
+{
+    struct received r;
+    uint64_t id;
+
+    assert_true(fake_bridge_next_dispatch(&f->fb, &r, instance));
+    id = received_dispatch_id(&r);
+    if (keep != NULL) {
+        *keep = r;
+    } else {
+        received_close(&r);
+    }
+    return id;
+}
+
+/*
+ * A message the bridge sends back comes again after 100 ms, after a second
+ * RETRY 200 ms later, and an ACK then ends it. Lower bounds are exact (the
+ * plugin reads the clock after the RETRY was sent); upper ones leave room
+ * for a loaded machine.
+ */
+static void test_retry_sends_again_after_backoff(void **state)
+{
+    struct fixture *f = *state;
+    struct received r;
+    uint64_t id;
+    uint64_t t0;
+    uint64_t took;
+
+    start_pair(f, 10);
+    fake_bridge_serve_heartbeats(&f->fb, &f->stats, 7, 1);
+    id = feed(f, 1, "again");
+    assert_true(next_id(f, 7, &r) == id);
+
+    t0 = mzb_now_ms();
+    fake_bridge_retry(&f->fb, &r, id);
+    received_close(&r);
+    assert_true(next_id(f, 7, &r) == id);
+    took = mzb_now_ms() - t0;
+    assert_true(took >= 100 && took < 500);
+    assert_int_equal(mzbp_stat_get(&f->stats.retries_received), 1);
+
+    t0 = mzb_now_ms();
+    fake_bridge_retry(&f->fb, &r, id);
+    assert_true(wait_stat(&f->stats.deferred, 1));
+    assert_int_equal(mzbp_stat_get(&f->stats.unsent), 1);
+    received_close(&r);
+    assert_true(next_id(f, 7, &r) == id);
+    took = mzb_now_ms() - t0;
+    assert_true(took >= 200 && took < 600);
+    assert_true(wait_stat(&f->stats.deferred, 0));
+    assert_true(wait_stat(&f->stats.resent, 2));
+    assert_int_equal(mzbp_stat_get(&f->stats.sent), 1);
+
+    fake_bridge_ack(&f->fb, &r, id);
+    received_close(&r);
+    assert_true(wait_stat(&f->stats.acked, 1));
+    assert_true(wait_stat(&f->stats.unacked, 0));
+    assert_true(fake_bridge_quiet(&f->fb, 500, 7));
+    assert_int_equal(mzbp_stat_get(&f->stats.retries_received), 2);
+}
+
+/* Messages behind a deferred one, for its service or another, go at once. */
+static void test_deferred_message_holds_up_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct received r;
+    uint64_t a;
+    uint64_t b;
+    uint64_t c;
+    uint64_t t0;
+
+    start_pair(f, 10);
+    a = feed(f, 1, "a");
+    assert_true(next_id(f, 7, &r) == a);
+
+    /* Three RETRYs in a row: 400 ms, so the test does not race the first 100 ms. */
+    t0 = mzb_now_ms();
+    for (int i = 0; i < 3; i++) {
+        fake_bridge_retry(&f->fb, &r, a);
+    }
+    received_close(&r);
+    assert_true(wait_stat(&f->stats.retries_received, 3));
+    b = feed(f, 1, "b");
+    c = feed(f, 2, "c");
+    assert_true(next_id(f, 7, NULL) == b);
+    assert_true(next_id(f, 7, NULL) == c);
+    assert_true(mzb_now_ms() - t0 < 400);
+    assert_true(next_id(f, 7, NULL) == a);
+    assert_true(mzb_now_ms() - t0 >= 400);
+    assert_true(wait_stat(&f->stats.unsent, 0));
+    assert_int_equal(mzbp_stat_get(&f->stats.unacked), 3);
+}
+
+/* One RETRY frame may carry many ids; ids not held are counted and ignored. */
+static void test_retry_frame_with_many_ids(void **state)
+{
+    struct fixture *f = *state;
+    struct received r;
+    uint64_t ids[2];
+    uint8_t body[24];
+
+    start_pair(f, 10);
+    ids[0] = feed(f, 1, "x");
+    ids[1] = feed(f, 1, "y");
+    assert_true(next_id(f, 7, NULL) == ids[0]);
+    assert_true(next_id(f, 7, &r) == ids[1]);
+    mzb_put_u64(body, ids[0]);
+    mzb_put_u64(body + 8, f->next_id + 1000);
+    mzb_put_u64(body + 16, ids[1]);
+    fake_bridge_send(&f->fb, &r, MZB_CMD_RETRY, body, sizeof(body));
+    received_close(&r);
+
+    assert_true(wait_stat(&f->stats.retries_received, 2));
+    assert_true(wait_stat(&f->stats.retry_unknown, 1));
+    assert_true(next_id(f, 7, NULL) == ids[0]);
+    assert_true(next_id(f, 7, NULL) == ids[1]);
+    assert_true(wait_stat(&f->stats.resent, 2));
+}
+
+static void test_malformed_retry_is_counted(void **state)
+{
+    struct fixture *f = *state;
+    struct received r;
+
+    start_pair(f, 10);
+    feed(f, 1, "x");
+    assert_true(fake_bridge_next_dispatch(&f->fb, &r, 7));
+    fake_bridge_send(&f->fb, &r, MZB_CMD_RETRY, "short", 5);
+    fake_bridge_send(&f->fb, &r, MZB_CMD_RETRY, "", 0);
+    assert_true(wait_stat(&f->stats.bridge_malformed, 2));
+    assert_int_equal(mzbp_stat_get(&f->stats.retries_received), 0);
+    assert_int_equal(mzbp_stat_get(&f->stats.deferred), 0);
+    assert_true(fake_bridge_quiet(&f->fb, 300, 7));
+    received_close(&r);
+}
+
+/*
+ * A restarted bridge gets a deferred message at once, not at its due time,
+ * and a RETRY from it starts the backoff again at 100 ms.
+ */
+static void test_restart_resends_deferred_at_once(void **state)
+{
+    struct fixture *f = *state;
+    struct received r;
+    uint64_t id;
+    uint64_t t0;
+    uint64_t took;
+
+    start_pair(f, 10);
+    fake_bridge_serve_heartbeats(&f->fb, &f->stats, 100, 1);
+    id = feed(f, 1, "held");
+    assert_true(next_id(f, 100, &r) == id);
+
+    /* Six RETRYs: the next send would be 2 s away. */
+    t0 = mzb_now_ms();
+    for (int i = 0; i < 6; i++) {
+        fake_bridge_retry(&f->fb, &r, id);
+    }
+    received_close(&r);
+    assert_true(wait_stat(&f->stats.deferred, 1));
+
+    /* The next heartbeat, within a second, is answered by a new bridge instance. */
+    assert_true(next_id(f, 200, &r) == id);
+    assert_true(mzb_now_ms() - t0 < 1900);
+    assert_int_equal(mzbp_stat_get(&f->stats.bridge_restarts), 1);
+    assert_true(wait_stat(&f->stats.deferred, 0));
+
+    t0 = mzb_now_ms();
+    fake_bridge_retry(&f->fb, &r, id);
+    received_close(&r);
+    assert_true(next_id(f, 200, NULL) == id);
+    took = mzb_now_ms() - t0;
+    assert_true(took >= 100 && took < 500);
+}
+
 static void test_bounds_when_no_bridge_is_there(void **state)
 {
     struct fixture *f = *state;
@@ -330,6 +507,11 @@ int main(void)
         IO_TEST(test_new_bridge_instance_gets_everything_again),
         IO_TEST(test_broken_connection_resends_in_order),
         IO_TEST(test_malformed_bridge_messages_are_counted),
+        IO_TEST(test_retry_sends_again_after_backoff),
+        IO_TEST(test_deferred_message_holds_up_nothing),
+        IO_TEST(test_retry_frame_with_many_ids),
+        IO_TEST(test_malformed_retry_is_counted),
+        IO_TEST(test_restart_resends_deferred_at_once),
         IO_TEST(test_bounds_when_no_bridge_is_there),
         IO_TEST(test_max_unacked_zero_holds_nothing),
         IO_TEST(test_stop_is_quick_with_messages_held),
