@@ -1,6 +1,7 @@
 #include "brg_bridge.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,24 +16,48 @@
 #define PLUGIN_MAX_AGE_MS 30000u
 #define MAX_POLL_MS 1000
 
-void brg_log_limited(struct mzb_ratelimit *lim, const char *fmt, ...)
+static void vlog_limited(struct mzb_ratelimit *lim, int level, uint64_t interval_ms,
+                         const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void vlog_limited(struct mzb_ratelimit *lim, int level, uint64_t interval_ms,
+                         const char *fmt, va_list ap)
 {
     char text[1024];
     uint64_t suppressed;
-    va_list ap;
 
-    if (!mzb_ratelimit_allow(lim, mzb_now_ms(), BRG_LOG_INTERVAL_MS, &suppressed)) {
+    if (!mzb_ratelimit_allow(lim, mzb_now_ms(), interval_ms, &suppressed)) {
         return;
     }
-    va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
     if (suppressed > 0) {
-        mzb_log(MZB_LOG_WARNING, "%s; %llu more like this in the last %u s", text,
-                (unsigned long long)suppressed, BRG_LOG_INTERVAL_MS / 1000u);
+        mzb_log(level, "%s; %llu more like this not logged since the last one", text,
+                (unsigned long long)suppressed);
     } else {
-        mzb_log(MZB_LOG_WARNING, "%s", text);
+        mzb_log(level, "%s", text);
     }
+}
+
+void brg_log_limited(struct mzb_ratelimit *lim, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vlog_limited(lim, MZB_LOG_WARNING, BRG_LOG_INTERVAL_MS, fmt, ap);
+    va_end(ap);
+}
+
+void brg_log_every(struct mzb_ratelimit *lim, int level, uint64_t interval_ms, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vlog_limited(lim, level, interval_ms, fmt, ap);
+    va_end(ap);
+}
+
+uint64_t brg_silence_window_ms(const struct brg_bridge *b)
+{
+    return (uint64_t)b->limits.heartbeat_ms * b->limits.liveness;
 }
 
 static void fill_signal_set(sigset_t *set)
@@ -63,19 +88,37 @@ static void limits_from(struct brg_limits *l, const struct mzb_config *cfg)
     l->stats_interval_s = cfg->stats_interval_s;
 }
 
-static void mark_configured(struct brg_bridge *b, const struct mzb_config *cfg)
+static int mark_configured(struct brg_bridge *b, const struct mzb_config *cfg)
 {
-    for (size_t i = 0; i < cfg->service_count; i++) {
-        struct brg_service *svc =
-            brg_service_get(b->reg, cfg->services[i], strlen(cfg->services[i]));
-
-        if (svc) {
-            svc->configured = 1;
-        }
+    if (brg_registry_configure(b->reg, cfg->services, cfg->service_count) != 0) {
+        mzb_log(MZB_LOG_ERROR, "out of memory while taking over the routes' services");
+        return -1;
     }
+    return 0;
 }
 
-static void *open_router(struct brg_bridge *b, const char *key, const char *endpoint, int mandatory)
+/*
+ * MDP workers send no heartbeats while they work, so a busy worker is judged
+ * by its connection: libzmq pings it every heartbeat_ms and closes the
+ * connection when nothing comes back within heartbeat_ms * liveness. The
+ * worker's own libzmq answers in its I/O thread, busy or not. The values are
+ * taken at bind time, so a SIGHUP does not change them.
+ */
+static int set_zmtp_heartbeat(void *sock, const struct brg_limits *l)
+{
+    uint64_t timeout = (uint64_t)l->heartbeat_ms * l->liveness;
+    int ivl = l->heartbeat_ms > INT_MAX ? INT_MAX : (int)l->heartbeat_ms;
+    int tmo = timeout > INT_MAX ? INT_MAX : (int)timeout;
+
+    if (zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl)) != 0 ||
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof(tmo)) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* The handler socket gets ROUTER_MANDATORY and connection heartbeats; the plugin socket neither. */
+static void *open_router(struct brg_bridge *b, const char *key, const char *endpoint, int handlers)
 {
     void *sock = zmq_socket(b->zctx, ZMQ_ROUTER);
     int zero = 0;
@@ -85,7 +128,8 @@ static void *open_router(struct brg_bridge *b, const char *key, const char *endp
         return NULL;
     }
     if (zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
-        zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof(mandatory)) != 0) {
+        zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &handlers, sizeof(handlers)) != 0 ||
+        (handlers && set_zmtp_heartbeat(sock, &b->limits) != 0)) {
         mzb_log(MZB_LOG_ERROR, "%s: cannot set socket options: %s", key, zmq_strerror(errno));
         (void)zmq_close(sock);
         return NULL;
@@ -146,7 +190,9 @@ static int open_all(struct brg_bridge *b)
         mzb_log(MZB_LOG_ERROR, "out of memory at start");
         return -1;
     }
-    mark_configured(b, b->cfg);
+    if (mark_configured(b, b->cfg) != 0) {
+        return -1;
+    }
 
     b->zctx = zmq_ctx_new();
     if (!b->zctx) {
@@ -247,24 +293,71 @@ static int mqtt_differs(const struct mzb_mqtt_config *a, const struct mzb_mqtt_c
            str_differs(a->password, b->password) || a->keepalive != b->keepalive;
 }
 
-static void report_restart_needed(const struct mzb_config *old, const struct mzb_config *cfg)
+/* Appends one "; "-separated item to the text in buf. */
+static void append_item(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void append_item(char *buf, size_t cap, const char *fmt, ...)
 {
+    size_t used = strlen(buf);
+    va_list ap;
+
+    if (used > 0 && used + 2 < cap) {
+        memcpy(buf + used, "; ", 3);
+        used += 2;
+    }
+    va_start(ap, fmt);
+    vsnprintf(buf + used, cap - used, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * Lists in buf the settings of cfg that differ from those the bridge started
+ * with and that only a restart applies; buf stays empty when there are none.
+ */
+static void restart_only_changes(const struct mzb_config *old, const struct mzb_config *cfg,
+                                 char *buf, size_t cap)
+{
+    buf[0] = '\0';
     if (strcmp(old->plugin_endpoint, cfg->plugin_endpoint) != 0) {
-        mzb_log(MZB_LOG_WARNING,
-                "bridge.plugin_endpoint changed to \"%s\": takes effect after a "
-                "restart; \"%s\" stays in use",
-                cfg->plugin_endpoint, old->plugin_endpoint);
+        append_item(buf, cap, "bridge.plugin_endpoint \"%s\" (\"%s\" stays bound)",
+                    cfg->plugin_endpoint, old->plugin_endpoint);
     }
     if (strcmp(old->handler_endpoint, cfg->handler_endpoint) != 0) {
-        mzb_log(MZB_LOG_WARNING,
-                "bridge.handler_endpoint changed to \"%s\": takes effect after "
-                "a restart; \"%s\" stays in use",
-                cfg->handler_endpoint, old->handler_endpoint);
+        append_item(buf, cap, "bridge.handler_endpoint \"%s\" (\"%s\" stays bound)",
+                    cfg->handler_endpoint, old->handler_endpoint);
     }
     if (mqtt_differs(&old->mqtt, &cfg->mqtt)) {
-        mzb_log(MZB_LOG_WARNING, "bridge.mqtt changed: takes effect after a restart; the bridge "
-                                 "stays connected as before");
+        append_item(buf, cap, "bridge.mqtt (the client stays connected to %s:%d as before)",
+                    old->mqtt.host, old->mqtt.port);
     }
+    if (old->heartbeat_ms != cfg->heartbeat_ms || old->liveness != cfg->liveness) {
+        append_item(buf, cap,
+                    "the connection heartbeat of the handler socket (it keeps pinging every "
+                    "%u ms with a %llu ms timeout; MDP heartbeats use the new values now)",
+                    old->heartbeat_ms, (unsigned long long)old->heartbeat_ms * old->liveness);
+    }
+}
+
+static void report_reload(const struct brg_bridge *b, const struct mzb_config *cfg)
+{
+    char ignored[1500];
+
+    restart_only_changes(b->cfg, cfg, ignored, sizeof(ignored));
+    if (ignored[0] == '\0') {
+        mzb_log(MZB_LOG_NOTICE,
+                "SIGHUP: %s reloaded: %zu routes, %zu services, heartbeat_ms=%u liveness=%u "
+                "max_queue=%u stats_interval_s=%u",
+                b->config_path, cfg->route_count, cfg->service_count, b->limits.heartbeat_ms,
+                b->limits.liveness, b->limits.max_queue, b->limits.stats_interval_s);
+        return;
+    }
+    mzb_log(MZB_LOG_WARNING,
+            "SIGHUP: %s reloaded: %zu routes, %zu services, heartbeat_ms=%u liveness=%u "
+            "max_queue=%u stats_interval_s=%u; changed but ignored until the bridge restarts: "
+            "%s (restart the bridge to apply them)",
+            b->config_path, cfg->route_count, cfg->service_count, b->limits.heartbeat_ms,
+            b->limits.liveness, b->limits.max_queue, b->limits.stats_interval_s, ignored);
 }
 
 static void reload(struct brg_bridge *b)
@@ -281,17 +374,12 @@ static void reload(struct brg_bridge *b)
         return;
     }
 
-    report_restart_needed(b->cfg, cfg);
     limits_from(&b->limits, cfg);
-    mark_configured(b, cfg);
+    (void)mark_configured(b, cfg);
     brg_mqtt_set_backlog_limit(b->mqtt, b->limits.max_queue);
     b->next_heartbeat_ms = now + b->limits.heartbeat_ms;
     b->next_stats_ms = now + (uint64_t)b->limits.stats_interval_s * 1000u;
-    mzb_log(MZB_LOG_NOTICE,
-            "SIGHUP: %s reloaded: heartbeat_ms=%u liveness=%u max_queue=%u "
-            "stats_interval_s=%u",
-            b->config_path, b->limits.heartbeat_ms, b->limits.liveness, b->limits.max_queue,
-            b->limits.stats_interval_s);
+    report_reload(b, cfg);
     mzb_config_destroy(&cfg);
 }
 
@@ -426,7 +514,7 @@ int brg_bridge_run(struct brg_bridge *b)
             return 1;
         }
         run_timers(b, mzb_now_ms());
-        brg_plugin_flush_acks(b);
+        brg_plugin_flush(b);
     }
     brg_stats_log(b);
     mzb_log(MZB_LOG_NOTICE, "bridge stopped");

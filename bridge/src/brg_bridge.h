@@ -20,7 +20,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#define BRG_LOG_INTERVAL_MS 10000u /* at most one line per repeated cause in this time */
+#define BRG_LOG_INTERVAL_MS 10000u /* at most one warning per repeated cause in this time */
+#define BRG_INFO_INTERVAL_MS 1000u /* the same for routine lines (handlers come and go) */
 
 /* The settings a SIGHUP changes at once. */
 struct brg_limits {
@@ -30,12 +31,25 @@ struct brg_limits {
     uint32_t stats_interval_s;
 };
 
-/* One limiter per cause that can repeat per message. */
+/* One limiter per cause that a peer can repeat per message. */
 struct brg_ratelimits {
     struct mzb_ratelimit plugin_malformed;
     struct mzb_ratelimit dispatch_malformed;
     struct mzb_ratelimit handler_malformed;
+    struct mzb_ratelimit unknown_service;
+    struct mzb_ratelimit duplicate;
+    struct mzb_ratelimit plugin_instance;
+    struct mzb_ratelimit plugin_send_failed;
+    struct mzb_ratelimit deferred;
     struct mzb_ratelimit queue_full;
+    struct mzb_ratelimit client_queue_full;
+    struct mzb_ratelimit client_service_limit;
+    struct mzb_ratelimit ready_service_limit;
+    struct mzb_ratelimit registered;
+    struct mzb_ratelimit dropped;
+    struct mzb_ratelimit unknown_worker;
+    struct mzb_ratelimit client_send_failed;
+    struct mzb_ratelimit disconnect_failed;
     struct mzb_ratelimit unexpected_reply;
     struct mzb_ratelimit late_reply;
     struct mzb_ratelimit no_reply_topic;
@@ -83,8 +97,11 @@ int brg_bridge_block_signals(void);
 
 /* brg_dispatch.c: what happens to requests. */
 void brg_dispatch_accept(struct brg_bridge *b, struct brg_request *r);
+void brg_dispatch_defer(struct brg_bridge *b, struct brg_service *svc, const void *peer,
+                        size_t peer_len, uint64_t msg_id);
 void brg_dispatch_pump(struct brg_bridge *b, struct brg_service *svc);
-void brg_dispatch_reply(struct brg_bridge *b, struct brg_handler *h, uint64_t key, zmq_msg_t *body);
+void brg_dispatch_reply(struct brg_bridge *b, struct brg_handler *h, uint64_t key, zmq_msg_t *body,
+                        uint64_t now_ms);
 void brg_dispatch_drop_handler(struct brg_bridge *b, struct brg_handler *h, const char *why,
                                uint64_t *counter);
 void brg_dispatch_expire(struct brg_bridge *b, uint64_t now_ms);
@@ -100,7 +117,7 @@ void brg_mdp_send_client_reply(struct brg_bridge *b, struct brg_request *r, zmq_
 /* brg_plugin_link.c: the plugin socket. */
 void brg_plugin_on_message(struct brg_bridge *b, struct brg_msg *msg, uint64_t now_ms);
 void brg_plugin_queue_ack(struct brg_bridge *b, struct brg_request *r);
-void brg_plugin_flush_acks(struct brg_bridge *b);
+void brg_plugin_flush(struct brg_bridge *b);
 
 /* brg_stats.c: counters out. */
 json_t *brg_stats_json(struct brg_bridge *b, uint64_t now_ms);
@@ -109,5 +126,12 @@ void brg_stats_log(struct brg_bridge *b);
 /* A rate-limited warning: logs when lim allows, with the count it suppressed. */
 void brg_log_limited(struct mzb_ratelimit *lim, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The same at any level, at most one line per interval_ms. */
+void brg_log_every(struct mzb_ratelimit *lim, int level, uint64_t interval_ms, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The heartbeat window: a handler idle and silent this long is dropped. */
+uint64_t brg_silence_window_ms(const struct brg_bridge *b);
 
 #endif

@@ -10,6 +10,7 @@
 #define BRG_COUNTER_LIST(X)                                                                        \
     X(dispatches_received)      /* DISPATCH messages from plugins */                               \
     X(dispatches_malformed)     /* bad frame count, service name or metadata */                    \
+    X(dispatch_unknown_service) /* DISPATCH for a service no route names: ACKed, dropped */        \
     X(duplicates_dropped)       /* resends of a message already queued or in flight */             \
     X(plugin_frames_malformed)  /* plugin messages with a bad header or command */                 \
     X(handler_frames_malformed) /* MDP messages the bridge could not parse */                      \
@@ -26,17 +27,21 @@
     X(error_no_handler)                                                                            \
     X(error_overloaded)                                                                            \
     X(error_handler_lost)                                                                          \
-    X(drop_event_queue_full)   /* events refused by a full service queue */                        \
+    X(deferred_queue_full)     /* QoS 1/2 events handed back (RETRY) by a full service queue */    \
+    X(drop_event_queue_full)   /* QoS 0 events refused by a full service queue */                  \
     X(drop_event_handler_lost) /* QoS 0 events lost with their handler */                          \
     X(drop_client_queue_full)  /* MDP client requests refused by a full queue */                   \
     X(drop_reply_backlog_full) /* replies dropped while MQTT was down */                           \
     X(drop_out_of_memory)      /* requests refused for want of memory */                           \
+    X(client_service_limit)    /* MDP client requests refused: too many unconfigured services */   \
+    X(ready_service_limit)     /* READYs refused: too many unconfigured services */                \
     X(handlers_registered)                                                                         \
-    X(handlers_dropped_silent)      /* missed heartbeat_ms * liveness */                           \
+    X(handlers_dropped_silent)      /* idle, and silent for heartbeat_ms * liveness */             \
     X(handlers_dropped_unreachable) /* connection gone (EHOSTUNREACH) */                           \
     X(handlers_dropped_disconnect)  /* sent DISCONNECT */                                          \
     X(handlers_dropped_protocol)    /* broke the protocol and were sent DISCONNECT */              \
     X(acks_sent)                    /* message ids acknowledged to plugins */                      \
+    X(retries_sent)                 /* message ids handed back to plugins with RETRY */            \
     X(mqtt_disconnects)
 
 struct brg_counters {

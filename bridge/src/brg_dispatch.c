@@ -30,7 +30,7 @@ static void publish(struct brg_bridge *b, struct brg_request *r, const void *pay
         brg_log_limited(&b->rl.no_reply_topic,
                         "answer for service \"%s\" dropped: the request has no reply topic "
                         "(give the route a reply_topic, or let clients send a Response Topic)",
-                        r->service->name);
+                        r->service->shown);
         return;
     }
     brg_mqtt_publish(b->mqtt, &reply);
@@ -51,7 +51,7 @@ static void reply_timeout(struct brg_bridge *b, struct brg_request *r)
 
     b->counters.error_timeout++;
     snprintf(text, sizeof(text), "no handler answered service \"%s\" within %llu ms",
-             r->service->name, (unsigned long long)(r->deadline.when - r->arrival_ms));
+             r->service->shown, (unsigned long long)(r->deadline.when - r->arrival_ms));
     error_reply(b, r, MZB_ERROR_TIMEOUT, text);
 }
 
@@ -60,7 +60,7 @@ static void reply_no_handler(struct brg_bridge *b, struct brg_request *r)
     char text[SENTENCE_MAX];
 
     b->counters.error_no_handler++;
-    snprintf(text, sizeof(text), "service \"%s\" has no live handler", r->service->name);
+    snprintf(text, sizeof(text), "service \"%s\" has no live handler", r->service->shown);
     error_reply(b, r, MZB_ERROR_NO_HANDLER, text);
 }
 
@@ -71,7 +71,7 @@ static void reply_overloaded(struct brg_bridge *b, struct brg_request *r)
     b->counters.error_overloaded++;
     snprintf(text, sizeof(text),
              "service \"%s\" already has %zu requests waiting, its limit; try again later",
-             r->service->name, r->service->queued);
+             r->service->shown, r->service->queued);
     error_reply(b, r, MZB_ERROR_OVERLOADED, text);
 }
 
@@ -81,7 +81,7 @@ static void reply_handler_lost(struct brg_bridge *b, struct brg_request *r)
 
     b->counters.error_handler_lost++;
     snprintf(text, sizeof(text), "the handler serving service \"%s\" was lost before it answered",
-             r->service->name);
+             r->service->shown);
     error_reply(b, r, MZB_ERROR_HANDLER_LOST, text);
 }
 
@@ -91,24 +91,41 @@ void brg_dispatch_finish(struct brg_bridge *b, struct brg_request *r)
     brg_request_free(b->reg, r);
 }
 
-/* A full queue refuses the newcomer; what that means depends on where it came from. */
-static void refuse_overloaded(struct brg_bridge *b, struct brg_request *r)
+void brg_dispatch_defer(struct brg_bridge *b, struct brg_service *svc, const void *peer,
+                        size_t peer_len, uint64_t msg_id)
 {
-    if (r->origin == BRG_ORIGIN_PLUGIN && r->mode == MZB_MODE_REQUEST) {
-        reply_overloaded(b, r);
-    } else if (r->origin == BRG_ORIGIN_PLUGIN) {
-        b->counters.drop_event_queue_full++;
-        brg_log_limited(&b->rl.queue_full,
-                        "event for service \"%s\" dropped: %zu events already wait, the "
-                        "bridge.max_queue limit (start more handlers or raise the limit)",
-                        r->service->name, r->service->queued);
-    } else {
-        b->counters.drop_client_queue_full++;
-        brg_log_limited(&b->rl.queue_full,
-                        "MDP client request for service \"%s\" dropped: %zu requests already "
-                        "wait, the bridge.max_queue limit",
-                        r->service->name, r->service->queued);
+    b->counters.deferred_queue_full++;
+    if (brg_plugins_queue_retry(&b->plugins, peer, peer_len, msg_id, mzb_now_ms()) != 0) {
+        b->counters.drop_out_of_memory++;
+        brg_log_limited(&b->rl.no_memory,
+                        "RETRY for an event of service \"%s\" not queued: out of memory; the "
+                        "plugin resends it when its own retry timer runs out",
+                        svc->shown);
     }
+    brg_log_limited(&b->rl.deferred,
+                    "event for service \"%s\" handed back to the plugin (RETRY): %zu events "
+                    "already wait, the bridge.max_queue limit; the plugin sends it again later "
+                    "(start more handlers or raise the limit)",
+                    svc->shown, svc->queued);
+}
+
+static void drop_event(struct brg_bridge *b, struct brg_request *r)
+{
+    b->counters.drop_event_queue_full++;
+    brg_log_limited(&b->rl.queue_full,
+                    "QoS 0 event for service \"%s\" dropped: %zu events already wait, the "
+                    "bridge.max_queue limit (start more handlers or raise the limit)",
+                    r->service->shown, r->service->queued);
+    brg_dispatch_finish(b, r);
+}
+
+static void drop_client(struct brg_bridge *b, struct brg_request *r)
+{
+    b->counters.drop_client_queue_full++;
+    brg_log_limited(&b->rl.client_queue_full,
+                    "MDP client request for service \"%s\" dropped: %zu requests already "
+                    "wait, the bridge.max_queue limit",
+                    r->service->shown, r->service->queued);
     brg_dispatch_finish(b, r);
 }
 
@@ -116,17 +133,31 @@ void brg_dispatch_accept(struct brg_bridge *b, struct brg_request *r)
 {
     struct brg_service *svc = r->service;
 
-    if (r->mode == MZB_MODE_REQUEST && svc->handler_count == 0) {
+    switch (brg_service_admit(svc, r->origin, r->mode, r->qos, b->limits.max_queue)) {
+    case BRG_ADMIT_QUEUE:
+        brg_request_enqueue(r, 0);
+        brg_dispatch_pump(b, svc);
+        break;
+    case BRG_ADMIT_NO_HANDLER:
         reply_no_handler(b, r);
         brg_dispatch_finish(b, r);
-        return;
+        break;
+    case BRG_ADMIT_OVERLOADED:
+        reply_overloaded(b, r);
+        brg_dispatch_finish(b, r);
+        break;
+    case BRG_ADMIT_RETRY:
+        /* Not finished: no ACK, the plugin keeps it and resends it. */
+        brg_dispatch_defer(b, svc, r->peer, r->peer_len, r->msg_id);
+        brg_request_free(b->reg, r);
+        break;
+    case BRG_ADMIT_DROP_EVENT:
+        drop_event(b, r);
+        break;
+    default:
+        drop_client(b, r);
+        break;
     }
-    if (brg_service_full(svc, b->limits.max_queue)) {
-        refuse_overloaded(b, r);
-        return;
-    }
-    brg_request_enqueue(r, 0);
-    brg_dispatch_pump(b, svc);
 }
 
 static void send_failed(struct brg_bridge *b, struct brg_handler *h, int err)
@@ -135,7 +166,7 @@ static void send_failed(struct brg_bridge *b, struct brg_handler *h, int err)
 
     brg_log_limited(
         &b->rl.send_failed, "handler %s of service \"%s\": REQUEST not sent: %s; retried later",
-        brg_hex(h->id, h->id_len, hex, sizeof(hex)), h->service->name, zmq_strerror(err));
+        brg_hex(h->id, h->id_len, hex, sizeof(hex)), h->service->shown, zmq_strerror(err));
 }
 
 void brg_dispatch_pump(struct brg_bridge *b, struct brg_service *svc)
@@ -186,11 +217,12 @@ static void stray_reply(struct brg_bridge *b, struct brg_handler *h, uint64_t ke
     brg_log_limited(&b->rl.unexpected_reply,
                     "handler %s of service \"%s\" sent a REPLY for request %016llx, which it "
                     "does not hold; dropped (a worker bug, or a reply sent twice)",
-                    brg_hex(h->id, h->id_len, hex, sizeof(hex)), h->service->name,
+                    brg_hex(h->id, h->id_len, hex, sizeof(hex)), h->service->shown,
                     (unsigned long long)key);
 }
 
-void brg_dispatch_reply(struct brg_bridge *b, struct brg_handler *h, uint64_t key, zmq_msg_t *body)
+void brg_dispatch_reply(struct brg_bridge *b, struct brg_handler *h, uint64_t key, zmq_msg_t *body,
+                        uint64_t now_ms)
 {
     struct brg_request *r = h->current;
     struct brg_service *svc = h->service;
@@ -205,7 +237,7 @@ void brg_dispatch_reply(struct brg_bridge *b, struct brg_handler *h, uint64_t ke
         brg_log_limited(&b->rl.late_reply,
                         "service \"%s\": a reply came after the request had timed out; dropped "
                         "(raise the route's timeout_ms or speed up the handler)",
-                        svc->name);
+                        svc->shown);
         brg_request_free(b->reg, r);
     } else {
         b->counters.replies_received++;
@@ -215,7 +247,9 @@ void brg_dispatch_reply(struct brg_bridge *b, struct brg_handler *h, uint64_t ke
         brg_dispatch_finish(b, r);
     }
 
+    /* Its silence clock was stopped while it worked; it starts again now that it waits. */
     brg_handler_set_idle(h);
+    brg_handler_refresh(h, now_ms, brg_silence_window_ms(b));
     brg_dispatch_pump(b, svc);
 }
 
@@ -223,6 +257,7 @@ static void take_back(struct brg_bridge *b, struct brg_request *r, uint64_t now_
 {
     switch (brg_request_lost_action(r, now_ms)) {
     case BRG_LOST_REQUEUE:
+        /* The bridge took it already: it goes first, even past bridge.max_queue. */
         b->counters.requests_requeued++;
         brg_request_enqueue(r, 1);
         break;
@@ -251,10 +286,11 @@ void brg_dispatch_drop_handler(struct brg_bridge *b, struct brg_handler *h, cons
     struct brg_request *r;
     char hex[65];
 
-    mzb_log(MZB_LOG_INFO, "handler %s of service \"%s\" dropped: %s%s",
-            brg_hex(h->id, h->id_len, hex, sizeof(hex)), svc->name, why,
-            h->current && h->current->state != BRG_REQ_LATE ? "; taking back the request it held"
-                                                            : "");
+    brg_log_every(
+        &b->rl.dropped, MZB_LOG_INFO, BRG_INFO_INTERVAL_MS,
+        "handler %s of service \"%s\" dropped: %s%s", brg_hex(h->id, h->id_len, hex, sizeof(hex)),
+        svc->shown, why,
+        h->current && h->current->state != BRG_REQ_LATE ? "; taking back the request it held" : "");
     (*counter)++;
 
     r = brg_handler_remove(b->reg, h);
@@ -283,9 +319,9 @@ void brg_dispatch_expire(struct brg_bridge *b, uint64_t now_ms)
 static const char *beat(struct brg_bridge *b, struct brg_handler *h, uint64_t now_ms,
                         uint64_t **counter)
 {
-    if (now_ms > h->expiry_ms) {
+    if (brg_handler_expired(h, now_ms)) {
         *counter = &b->counters.handlers_dropped_silent;
-        return "no message from it for heartbeat_ms * liveness";
+        return "idle, and no message from it for heartbeat_ms * liveness";
     }
     if (brg_mdp_send_command(b, h->id, h->id_len, MDP_HEARTBEAT) != 0 && errno == EHOSTUNREACH) {
         *counter = &b->counters.handlers_dropped_unreachable;

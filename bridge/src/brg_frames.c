@@ -163,3 +163,18 @@ const char *brg_hex(const void *id, size_t len, char *out, size_t cap)
     out[n] = '\0';
     return out;
 }
+
+const char *brg_printable(const void *text, size_t len, char *out, size_t cap)
+{
+    const unsigned char *p = text;
+    size_t n = 0;
+
+    if (cap == 0) {
+        return out;
+    }
+    for (size_t i = 0; i < len && n + 1 < cap; i++) {
+        out[n++] = p[i] < 0x20 || p[i] == 0x7f ? '?' : (char)p[i];
+    }
+    out[n] = '\0';
+    return out;
+}

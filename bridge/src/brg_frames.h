@@ -51,4 +51,10 @@ int brg_send(void *sock, struct brg_part *parts, size_t n);
 /* Hex of up to 32 bytes of id into out (cap >= 2*min(len,32)+1), for log lines. */
 const char *brg_hex(const void *id, size_t len, char *out, size_t cap);
 
+/*
+ * A peer's text for a log line: up to cap - 1 bytes of it into out, each
+ * control character (a line break could forge a log line) shown as '?'.
+ */
+const char *brg_printable(const void *text, size_t len, char *out, size_t cap);
+
 #endif

@@ -75,8 +75,11 @@ static void send_to_client(struct brg_bridge *b, const void *id, size_t len, con
     };
 
     if (brg_send(b->handler_sock, parts, sizeof(parts) / sizeof(parts[0])) != 0) {
-        mzb_log(MZB_LOG_DEBUG, "MDP client reply for service \"%.*s\" not sent: %s",
-                (int)service_len, service, zmq_strerror(errno));
+        char text[BRG_NAME_MAX + 1];
+
+        brg_log_every(&b->rl.client_send_failed, MZB_LOG_DEBUG, BRG_INFO_INTERVAL_MS,
+                      "MDP client reply for service \"%s\" not sent: %s",
+                      brg_printable(service, service_len, text, sizeof(text)), zmq_strerror(errno));
     }
 }
 
@@ -106,6 +109,16 @@ static void malformed(struct brg_bridge *b, struct brg_msg *m, const char *why)
                     why);
 }
 
+/* Tells the worker at the message's routing id to go away (MDP DISCONNECT). */
+static void send_disconnect(struct brg_bridge *b, struct brg_msg *m)
+{
+    if (brg_mdp_send_command(b, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID), MDP_DISCONNECT) !=
+        0) {
+        brg_log_every(&b->rl.disconnect_failed, MZB_LOG_DEBUG, BRG_INFO_INTERVAL_MS,
+                      "DISCONNECT not sent: %s", zmq_strerror(errno));
+    }
+}
+
 /* A worker broke the protocol: tell it to go, and forget it if it was registered. */
 static void violation(struct brg_bridge *b, struct brg_msg *m, struct brg_handler *h,
                       const char *why)
@@ -113,10 +126,7 @@ static void violation(struct brg_bridge *b, struct brg_msg *m, struct brg_handle
     struct brg_service *svc = h ? h->service : NULL;
 
     malformed(b, m, why);
-    if (brg_mdp_send_command(b, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID), MDP_DISCONNECT) !=
-        0) {
-        mzb_log(MZB_LOG_DEBUG, "DISCONNECT not sent: %s", zmq_strerror(errno));
-    }
+    send_disconnect(b, m);
     if (h) {
         brg_dispatch_drop_handler(b, h, why, &b->counters.handlers_dropped_protocol);
         brg_dispatch_pump(b, svc);
@@ -128,19 +138,46 @@ static void unknown_worker(struct brg_bridge *b, struct brg_msg *m, const char *
 {
     char hex[65];
 
-    mzb_log(MZB_LOG_DEBUG,
-            "handler %s sent %s without READY; sent DISCONNECT so it registers "
-            "again",
-            brg_hex(brg_frame_data(m, F_ID), brg_frame_size(m, F_ID), hex, sizeof(hex)), what);
-    if (brg_mdp_send_command(b, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID), MDP_DISCONNECT) !=
-        0) {
-        mzb_log(MZB_LOG_DEBUG, "DISCONNECT not sent: %s", zmq_strerror(errno));
-    }
+    brg_log_every(&b->rl.unknown_worker, MZB_LOG_DEBUG, BRG_INFO_INTERVAL_MS,
+                  "handler %s sent %s without READY; sent DISCONNECT so it registers again",
+                  brg_hex(brg_frame_data(m, F_ID), brg_frame_size(m, F_ID), hex, sizeof(hex)),
+                  what);
+    send_disconnect(b, m);
 }
 
 static int is_mmi(const void *name, size_t len)
 {
     return len >= strlen(MMI_PREFIX) && memcmp(name, MMI_PREFIX, strlen(MMI_PREFIX)) == 0;
+}
+
+/* The service a READY names, or NULL after refusing the worker with DISCONNECT. */
+static struct brg_service *ready_service(struct brg_bridge *b, struct brg_msg *m)
+{
+    const uint8_t *name = brg_frame_data(m, F_READY_NAME);
+    size_t len = brg_frame_size(m, F_READY_NAME);
+    struct brg_service *svc = NULL;
+    int rc = brg_service_open(b->reg, name, len, BRG_MAX_UNCONFIGURED, &svc);
+    char text[BRG_NAME_MAX + 1];
+
+    if (rc == BRG_OPEN_LIMIT) {
+        b->counters.ready_service_limit++;
+        brg_log_limited(&b->rl.ready_service_limit,
+                        "handler for service \"%s\" refused with DISCONNECT: no route names "
+                        "that service and %zu such services exist already, the limit (add a "
+                        "route for it, or find what starts workers with invented names)",
+                        brg_printable(name, len, text, sizeof(text)), b->reg->unconfigured_count);
+    } else if (rc != BRG_OPEN_OK) {
+        b->counters.drop_out_of_memory++;
+        brg_log_limited(&b->rl.no_memory,
+                        "handler for service \"%s\" not registered: out of "
+                        "memory",
+                        brg_printable(name, len, text, sizeof(text)));
+    }
+    if (rc != BRG_OPEN_OK) {
+        send_disconnect(b, m);
+        return NULL;
+    }
+    return svc;
 }
 
 static void on_ready(struct brg_bridge *b, struct brg_msg *m, struct brg_handler *h,
@@ -162,28 +199,32 @@ static void on_ready(struct brg_bridge *b, struct brg_msg *m, struct brg_handler
         return;
     }
 
-    svc = brg_service_get(b->reg, name, len);
-    h = svc ? brg_handler_add(b->reg, svc, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID),
-                              now_ms + (uint64_t)b->limits.heartbeat_ms * b->limits.liveness)
-            : NULL;
+    svc = ready_service(b, m);
+    if (!svc) {
+        return;
+    }
+    h = brg_handler_add(b->reg, svc, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID),
+                        now_ms + brg_silence_window_ms(b));
     if (!h) {
-        mzb_log(MZB_LOG_ERROR, "handler for service \"%.*s\" not registered: out of memory",
-                (int)len, (const char *)name);
-        (void)brg_mdp_send_command(b, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID),
-                                   MDP_DISCONNECT);
+        b->counters.drop_out_of_memory++;
+        brg_log_limited(&b->rl.no_memory,
+                        "handler for service \"%s\" not registered: out of "
+                        "memory",
+                        svc->shown);
+        send_disconnect(b, m);
         return;
     }
 
     b->counters.handlers_registered++;
-    mzb_log(MZB_LOG_INFO, "handler %s registered for service \"%s\" (%zu handlers now)",
-            brg_hex(h->id, h->id_len, hex, sizeof(hex)), svc->name, svc->handler_count);
+    brg_log_every(&b->rl.registered, MZB_LOG_INFO, BRG_INFO_INTERVAL_MS,
+                  "handler %s registered for service \"%s\" (%zu handlers now)",
+                  brg_hex(h->id, h->id_len, hex, sizeof(hex)), svc->shown, svc->handler_count);
     brg_dispatch_pump(b, svc);
 }
 
 static void on_reply(struct brg_bridge *b, struct brg_msg *m, struct brg_handler *h,
                      uint64_t now_ms)
 {
-    (void)now_ms;
     if (m->total <= F_DELIM || brg_frame_size(m, F_ADDRESS) != BRG_KEY_SIZE ||
         brg_frame_size(m, F_DELIM) != 0) {
         violation(b, m, h, "REPLY without an 8-byte client address and an empty frame");
@@ -195,7 +236,7 @@ static void on_reply(struct brg_bridge *b, struct brg_msg *m, struct brg_handler
         return;
     }
     brg_dispatch_reply(b, h, mzb_get_u64(brg_frame_data(m, F_ADDRESS)),
-                       m->count > F_BODY ? &m->frames[F_BODY] : NULL);
+                       m->count > F_BODY ? &m->frames[F_BODY] : NULL, now_ms);
 }
 
 static void on_heartbeat(struct brg_bridge *b, struct brg_msg *m, struct brg_handler *h,
@@ -246,7 +287,7 @@ static void worker_message(struct brg_bridge *b, struct brg_msg *m, uint64_t now
         return;
     }
     if (h) {
-        h->expiry_ms = now_ms + (uint64_t)b->limits.heartbeat_ms * b->limits.liveness;
+        brg_handler_refresh(h, now_ms, brg_silence_window_ms(b));
     }
 
     cmd = brg_frame_data(m, F_CMD)[0];
@@ -286,7 +327,7 @@ static void mmi_stats(struct brg_bridge *b, struct brg_msg *m, uint64_t now_ms)
 
     json_decref(stats);
     if (!text) {
-        mzb_log(MZB_LOG_ERROR, "mmi.stats: cannot build the answer: out of memory");
+        brg_log_limited(&b->rl.no_memory, "mmi.stats: cannot build the answer: out of memory");
         return;
     }
     mmi_reply_text(b, m, text);
@@ -326,17 +367,42 @@ static int client_meta(const struct brg_service *svc, uint8_t *buf, size_t cap, 
     return mzb_meta_encode(meta, buf, cap, len);
 }
 
+/* The service an MDP client request names, or NULL after refusing (and answering) it. */
+static struct brg_service *client_service(struct brg_bridge *b, struct brg_msg *m)
+{
+    const uint8_t *name = brg_frame_data(m, F_SERVICE);
+    size_t len = brg_frame_size(m, F_SERVICE);
+    struct brg_service *svc = NULL;
+    int rc = brg_service_open(b->reg, name, len, BRG_MAX_UNCONFIGURED, &svc);
+    char text[BRG_NAME_MAX + 1];
+
+    if (rc == BRG_OPEN_BAD_NAME) {
+        malformed(b, m, "client request for a service name that is not valid");
+    } else if (rc == BRG_OPEN_LIMIT) {
+        b->counters.client_service_limit++;
+        brg_log_limited(&b->rl.client_service_limit,
+                        "MDP client request for service \"%s\" refused with \"404\": no route "
+                        "names that service and %zu such services exist already, the limit",
+                        brg_printable(name, len, text, sizeof(text)), b->reg->unconfigured_count);
+        mmi_reply_text(b, m, "404");
+    } else if (rc != BRG_OPEN_OK) {
+        b->counters.drop_out_of_memory++;
+        brg_log_limited(&b->rl.no_memory,
+                        "MDP client request for service \"%s\" dropped: out of memory",
+                        brg_printable(name, len, text, sizeof(text)));
+    }
+    return rc == BRG_OPEN_OK ? svc : NULL;
+}
+
 static void client_request(struct brg_bridge *b, struct brg_msg *m, uint64_t now_ms)
 {
     uint8_t buf[MZB_META_HEADER_SIZE + 3 * 5 + 2 * BRG_NAME_MAX];
-    struct brg_service *svc =
-        brg_service_get(b->reg, brg_frame_data(m, F_SERVICE), brg_frame_size(m, F_SERVICE));
+    struct brg_service *svc = client_service(b, m);
     struct brg_request_init init = {.origin = BRG_ORIGIN_CLIENT, .now_ms = now_ms};
     struct mzb_meta meta;
     struct brg_request *r;
 
     if (!svc) {
-        malformed(b, m, "client request for a service name that is not valid");
         return;
     }
     b->counters.client_requests++;
@@ -354,9 +420,7 @@ static void client_request(struct brg_bridge *b, struct brg_msg *m, uint64_t now
     if (!r) {
         b->counters.drop_out_of_memory++;
         brg_log_limited(&b->rl.no_memory,
-                        "MDP client request for service \"%s\" dropped: out "
-                        "of memory",
-                        svc->name);
+                        "MDP client request for service \"%s\" dropped: out of memory", svc->shown);
         return;
     }
     brg_dispatch_accept(b, r);

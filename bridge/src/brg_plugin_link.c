@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#define ACKS_PER_FRAME 1024
+#define IDS_PER_FRAME 1024 /* message ids per ACK or RETRY frame */
 #define META_QOS_OFFSET 2
 #define META_ID_OFFSET 8
 
@@ -76,10 +76,9 @@ static int drop_duplicate(struct brg_bridge *b, struct brg_msg *m, const struct 
     }
     b->counters.duplicates_dropped++;
     (void)brg_request_set_peer(dup, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID));
-    mzb_log(MZB_LOG_DEBUG,
-            "DISPATCH %016llx for service \"%s\" dropped: already queued or in "
-            "flight",
-            (unsigned long long)meta->msg_id, dup->service->name);
+    brg_log_every(&b->rl.duplicate, MZB_LOG_DEBUG, BRG_INFO_INTERVAL_MS,
+                  "DISPATCH %016llx for service \"%s\" dropped: already queued or in flight",
+                  (unsigned long long)meta->msg_id, dup->service->shown);
     return 1;
 }
 
@@ -89,40 +88,95 @@ static void out_of_memory(struct brg_bridge *b, const char *what)
     brg_log_limited(&b->rl.no_memory, "%s dropped: out of memory", what);
 }
 
+/*
+ * The plugin and the bridge read the same config, so a service no route names
+ * means the two disagree (most likely the broker was reloaded and the bridge
+ * was not). Queueing it would let a peer fill memory with invented services;
+ * an ACK lets the plugin drop it instead of holding it forever.
+ */
+static void unknown_service(struct brg_bridge *b, struct brg_msg *m, const struct mzb_meta *meta)
+{
+    char name[BRG_NAME_MAX + 1];
+
+    b->counters.dispatch_unknown_service++;
+    brg_log_limited(&b->rl.unknown_service,
+                    "DISPATCH for service \"%s\" dropped%s: no route in the bridge's config "
+                    "names it (the broker's plugin has a newer config? send SIGHUP to the "
+                    "bridge too, or messages for new services are lost)",
+                    brg_printable(brg_frame_data(m, F_SERVICE), brg_frame_size(m, F_SERVICE), name,
+                                  sizeof(name)),
+                    meta->qos >= 1 ? " and acknowledged" : "");
+    if (meta->qos >= 1 &&
+        brg_plugins_queue_ack(&b->plugins, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID),
+                              meta->msg_id, mzb_now_ms()) != 0) {
+        out_of_memory(b, "ACK");
+    }
+}
+
+/* Returns 0 when the frames make a DISPATCH the bridge can read; else counts and logs it. */
+static int check_dispatch(struct brg_bridge *b, struct brg_msg *m, struct mzb_meta *meta)
+{
+    int rc;
+
+    if (m->total != F_PAYLOAD + 1) {
+        dispatch_malformed(b, m, "it does not have exactly five frames");
+        return -1;
+    }
+    if (!brg_service_name_ok(brg_frame_data(m, F_SERVICE), brg_frame_size(m, F_SERVICE))) {
+        dispatch_malformed(b, m, "the service name is empty, too long or not UTF-8");
+        return -1;
+    }
+    rc = mzb_meta_decode(brg_frame_data(m, F_META), brg_frame_size(m, F_META), meta);
+    if (rc != MZB_META_OK) {
+        dispatch_malformed(b, m, mzb_meta_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* The configured service the DISPATCH names, or NULL after refusing it. */
+static struct brg_service *dispatch_service(struct brg_bridge *b, struct brg_msg *m,
+                                            const struct mzb_meta *meta)
+{
+    struct brg_service *svc =
+        brg_service_find(b->reg, brg_frame_data(m, F_SERVICE), brg_frame_size(m, F_SERVICE));
+
+    if (!svc || !svc->configured) {
+        unknown_service(b, m, meta);
+        return NULL;
+    }
+
+    /* Checked before the request is made, so a deferred event costs no copy of its payload. */
+    if (brg_service_admit(svc, BRG_ORIGIN_PLUGIN, meta->mode, meta->qos, b->limits.max_queue) ==
+        BRG_ADMIT_RETRY) {
+        brg_dispatch_defer(b, svc, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID), meta->msg_id);
+        return NULL;
+    }
+    return svc;
+}
+
 static void on_dispatch(struct brg_bridge *b, struct brg_msg *m, uint64_t now_ms)
 {
     struct brg_request_init init = {.origin = BRG_ORIGIN_PLUGIN, .now_ms = now_ms};
     struct mzb_meta meta;
     struct brg_request *r;
-    int rc;
 
     b->counters.dispatches_received++;
-    if (m->total != F_PAYLOAD + 1) {
-        dispatch_malformed(b, m, "it does not have exactly five frames");
+    if (check_dispatch(b, m, &meta) != 0 || drop_duplicate(b, m, &meta)) {
         return;
     }
-    if (!brg_service_name_ok(brg_frame_data(m, F_SERVICE), brg_frame_size(m, F_SERVICE))) {
-        dispatch_malformed(b, m, "the service name is empty, too long or not UTF-8");
-        return;
-    }
-    rc = mzb_meta_decode(brg_frame_data(m, F_META), brg_frame_size(m, F_META), &meta);
-    if (rc != MZB_META_OK) {
-        dispatch_malformed(b, m, mzb_meta_strerror(rc));
-        return;
-    }
-    if (drop_duplicate(b, m, &meta)) {
+    init.service = dispatch_service(b, m, &meta);
+    if (!init.service) {
         return;
     }
 
-    init.service =
-        brg_service_get(b->reg, brg_frame_data(m, F_SERVICE), brg_frame_size(m, F_SERVICE));
     init.meta_frame = brg_frame_data(m, F_META);
     init.meta_len = brg_frame_size(m, F_META);
     init.meta = &meta;
     init.payload = &m->frames[F_PAYLOAD];
     init.peer = brg_frame_data(m, F_ID);
     init.peer_len = brg_frame_size(m, F_ID);
-    r = init.service ? brg_request_new(b->reg, &init) : NULL;
+    r = brg_request_new(b->reg, &init);
     if (!r) {
         out_of_memory(b, "DISPATCH");
         return;
@@ -144,11 +198,12 @@ static void send_heartbeat(struct brg_bridge *b, struct brg_msg *m)
     };
 
     if (brg_send(b->plugin_sock, parts, sizeof(parts) / sizeof(parts[0])) != 0) {
-        mzb_log(MZB_LOG_DEBUG, "HEARTBEAT to a plugin not sent: %s", zmq_strerror(errno));
+        brg_log_every(&b->rl.plugin_send_failed, MZB_LOG_DEBUG, BRG_INFO_INTERVAL_MS,
+                      "HEARTBEAT to a plugin not sent: %s", zmq_strerror(errno));
     }
 }
 
-static void note_instance(struct brg_plugin *pl, const uint8_t *instance)
+static void note_instance(struct brg_bridge *b, struct brg_plugin *pl, const uint8_t *instance)
 {
     char id_hex[65];
     char inst_hex[17];
@@ -158,9 +213,10 @@ static void note_instance(struct brg_plugin *pl, const uint8_t *instance)
     }
     memcpy(pl->instance, instance, BRG_INSTANCE_SIZE);
     pl->has_instance = 1;
-    mzb_log(MZB_LOG_INFO, "plugin %s connected (instance %s)",
-            brg_hex(pl->id, pl->id_len, id_hex, sizeof(id_hex)),
-            brg_hex(instance, BRG_INSTANCE_SIZE, inst_hex, sizeof(inst_hex)));
+    brg_log_every(&b->rl.plugin_instance, MZB_LOG_INFO, BRG_INFO_INTERVAL_MS,
+                  "plugin %s connected (instance %s)",
+                  brg_hex(pl->id, pl->id_len, id_hex, sizeof(id_hex)),
+                  brg_hex(instance, BRG_INSTANCE_SIZE, inst_hex, sizeof(inst_hex)));
 }
 
 static void on_heartbeat(struct brg_bridge *b, struct brg_msg *m, uint64_t now_ms)
@@ -179,7 +235,7 @@ static void on_heartbeat(struct brg_bridge *b, struct brg_msg *m, uint64_t now_m
     if (!pl) {
         return;
     }
-    note_instance(pl, brg_frame_data(m, F_INSTANCE));
+    note_instance(b, pl, brg_frame_data(m, F_INSTANCE));
     stats = json_loadb((const char *)brg_frame_data(m, F_STATS), brg_frame_size(m, F_STATS),
                        JSON_DECODE_ANY, &err);
     if (!stats && brg_frame_size(m, F_STATS) > 0) {
@@ -225,18 +281,15 @@ void brg_plugin_queue_ack(struct brg_bridge *b, struct brg_request *r)
     }
 }
 
-/* Sends up to ACKS_PER_FRAME ids from the front of pl's list; returns how many, or 0. */
-static size_t send_ack_frame(struct brg_bridge *b, struct brg_plugin *pl, size_t from)
+/* Sends up to IDS_PER_FRAME ids of list, from index from on, as one cmd; returns how many. */
+static size_t send_id_frame(struct brg_bridge *b, struct brg_plugin *pl,
+                            const struct brg_id_list *list, size_t from, uint8_t cmd)
 {
-    uint8_t ids[ACKS_PER_FRAME * 8];
-    uint8_t cmd = MZB_CMD_ACK;
-    size_t n = pl->ack_count - from;
+    uint8_t ids[IDS_PER_FRAME * 8];
+    size_t n = list->count - from < IDS_PER_FRAME ? list->count - from : IDS_PER_FRAME;
 
-    if (n > ACKS_PER_FRAME) {
-        n = ACKS_PER_FRAME;
-    }
     for (size_t i = 0; i < n; i++) {
-        mzb_put_u64(ids + 8 * i, pl->acks[from + i]);
+        mzb_put_u64(ids + 8 * i, list->ids[from + i]);
     }
 
     struct brg_part parts[] = {
@@ -248,29 +301,36 @@ static size_t send_ack_frame(struct brg_bridge *b, struct brg_plugin *pl, size_t
     if (brg_send(b->plugin_sock, parts, sizeof(parts) / sizeof(parts[0])) != 0) {
         return 0;
     }
-    b->counters.acks_sent += n;
     return n;
 }
 
-/* Returns 1 when every ack went out; the rest stays for the next flush. */
-static int flush_one(struct brg_bridge *b, struct brg_plugin *pl)
+/* Sends what it can of list and keeps the rest; returns how many ids went out. */
+static uint64_t flush_list(struct brg_bridge *b, struct brg_plugin *pl, struct brg_id_list *list,
+                           uint8_t cmd)
 {
     size_t sent = 0;
 
-    while (sent < pl->ack_count) {
-        size_t n = send_ack_frame(b, pl, sent);
+    while (sent < list->count) {
+        size_t n = send_id_frame(b, pl, list, sent, cmd);
 
         if (n == 0) {
             break;
         }
         sent += n;
     }
-    memmove(pl->acks, pl->acks + sent, (pl->ack_count - sent) * sizeof(*pl->acks));
-    pl->ack_count -= sent;
-    return pl->ack_count == 0;
+    brg_id_list_consume(list, sent);
+    return sent;
 }
 
-void brg_plugin_flush_acks(struct brg_bridge *b)
+/* Returns 1 when every ACK and RETRY went out; the rest stays for the next flush. */
+static int flush_one(struct brg_bridge *b, struct brg_plugin *pl)
+{
+    b->counters.acks_sent += flush_list(b, pl, &pl->acks, MZB_CMD_ACK);
+    b->counters.retries_sent += flush_list(b, pl, &pl->retries, MZB_CMD_RETRY);
+    return pl->acks.count == 0 && pl->retries.count == 0;
+}
+
+void brg_plugin_flush(struct brg_bridge *b)
 {
     struct brg_link retry;
     struct brg_plugin *pl;

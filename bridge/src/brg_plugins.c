@@ -19,7 +19,8 @@ static void free_plugin(struct brg_plugins *p, struct brg_plugin *pl)
     brg_list_remove(&pl->dirty_link);
     p->count--;
     json_decref(pl->stats);
-    free(pl->acks);
+    free(pl->acks.ids);
+    free(pl->retries.ids);
     free(pl);
 }
 
@@ -55,8 +56,34 @@ struct brg_plugin *brg_plugins_touch(struct brg_plugins *p, const void *id, size
     return pl;
 }
 
-int brg_plugins_queue_ack(struct brg_plugins *p, const void *id, size_t len, uint64_t msg_id,
-                          uint64_t now_ms)
+static int id_list_push(struct brg_id_list *list, uint64_t msg_id)
+{
+    if (list->count == list->cap) {
+        size_t cap = list->cap ? list->cap * 2 : 64;
+        uint64_t *ids = realloc(list->ids, cap * sizeof(*ids));
+
+        if (!ids) {
+            return -1;
+        }
+        list->ids = ids;
+        list->cap = cap;
+    }
+    list->ids[list->count++] = msg_id;
+    return 0;
+}
+
+void brg_id_list_consume(struct brg_id_list *list, size_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    memmove(list->ids, list->ids + n, (list->count - n) * sizeof(*list->ids));
+    list->count -= n;
+}
+
+/* Finds or adds the plugin, appends msg_id to the chosen list and marks the plugin dirty. */
+static int queue_id(struct brg_plugins *p, const void *id, size_t len, uint64_t msg_id,
+                    uint64_t now_ms, int retry)
 {
     struct brg_plugin *pl = brg_map_get(p->by_id, id, len);
 
@@ -66,21 +93,25 @@ int brg_plugins_queue_ack(struct brg_plugins *p, const void *id, size_t len, uin
             return -1;
         }
     }
-    if (pl->ack_count == pl->ack_cap) {
-        size_t cap = pl->ack_cap ? pl->ack_cap * 2 : 64;
-        uint64_t *acks = realloc(pl->acks, cap * sizeof(*acks));
-
-        if (!acks) {
-            return -1;
-        }
-        pl->acks = acks;
-        pl->ack_cap = cap;
+    if (id_list_push(retry ? &pl->retries : &pl->acks, msg_id) != 0) {
+        return -1;
     }
-    pl->acks[pl->ack_count++] = msg_id;
     if (!brg_link_linked(&pl->dirty_link)) {
         brg_list_push_back(&p->dirty, &pl->dirty_link);
     }
     return 0;
+}
+
+int brg_plugins_queue_ack(struct brg_plugins *p, const void *id, size_t len, uint64_t msg_id,
+                          uint64_t now_ms)
+{
+    return queue_id(p, id, len, msg_id, now_ms, 0);
+}
+
+int brg_plugins_queue_retry(struct brg_plugins *p, const void *id, size_t len, uint64_t msg_id,
+                            uint64_t now_ms)
+{
+    return queue_id(p, id, len, msg_id, now_ms, 1);
 }
 
 void brg_plugin_set_stats(struct brg_plugin *pl, json_t *stats)
@@ -105,7 +136,8 @@ size_t brg_plugins_expire(struct brg_plugins *p, uint64_t now_ms, uint64_t max_a
         struct brg_plugin *pl = brg_container_of(l, struct brg_plugin, link);
 
         l = l->next;
-        if (pl->ack_count == 0 && now_ms - pl->last_seen_ms >= max_age_ms) {
+        if (pl->acks.count == 0 && pl->retries.count == 0 &&
+            now_ms - pl->last_seen_ms >= max_age_ms) {
             free_plugin(p, pl);
             n++;
         }

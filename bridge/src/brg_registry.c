@@ -1,5 +1,6 @@
 #include "brg_registry.h"
 
+#include "brg_frames.h"
 #include "mzb_topic.h"
 
 #include <stdlib.h>
@@ -31,6 +32,9 @@ static void free_service(struct brg_registry *reg, struct brg_service *svc)
     brg_map_remove(reg->services_by_name, svc->name, svc->name_len);
     brg_list_remove(&svc->link);
     reg->service_count--;
+    if (!svc->configured) {
+        reg->unconfigured_count--;
+    }
     free(svc);
 }
 
@@ -86,13 +90,14 @@ struct brg_service *brg_service_get(struct brg_registry *reg, const void *name, 
         return NULL;
     }
 
-    svc = calloc(1, sizeof(*svc) + len + 1);
+    svc = calloc(1, sizeof(*svc) + 2 * (len + 1));
     if (!svc) {
         return NULL;
     }
     memcpy(svc->name, name, len);
     svc->name[len] = '\0';
     svc->name_len = len;
+    svc->shown = brg_printable(name, len, svc->name + len + 1, len + 1);
     brg_list_init(&svc->queue);
     brg_list_init(&svc->idle);
     brg_list_init(&svc->handlers);
@@ -102,7 +107,84 @@ struct brg_service *brg_service_get(struct brg_registry *reg, const void *name, 
     }
     brg_list_push_back(&reg->services, &svc->link);
     reg->service_count++;
+    reg->unconfigured_count++;
     return svc;
+}
+
+int brg_service_open(struct brg_registry *reg, const void *name, size_t len,
+                     size_t max_unconfigured, struct brg_service **out)
+{
+    struct brg_service *svc = brg_service_find(reg, name, len);
+
+    if (!svc) {
+        if (!brg_service_name_ok(name, len)) {
+            return BRG_OPEN_BAD_NAME;
+        }
+        if (reg->unconfigured_count >= max_unconfigured) {
+            return BRG_OPEN_LIMIT;
+        }
+        svc = brg_service_get(reg, name, len);
+        if (!svc) {
+            return BRG_OPEN_NO_MEMORY;
+        }
+    }
+    *out = svc;
+    return BRG_OPEN_OK;
+}
+
+static void set_configured(struct brg_registry *reg, struct brg_service *svc, int configured)
+{
+    if (svc->configured == configured) {
+        return;
+    }
+    svc->configured = configured;
+    if (configured) {
+        reg->unconfigured_count--;
+    } else {
+        reg->unconfigured_count++;
+    }
+}
+
+int brg_registry_configure(struct brg_registry *reg, char *const *names, size_t count)
+{
+    struct brg_link *l;
+
+    for (l = reg->services.next; l != &reg->services; l = l->next) {
+        set_configured(reg, brg_container_of(l, struct brg_service, link), 0);
+    }
+    for (size_t i = 0; i < count; i++) {
+        struct brg_service *svc = brg_service_get(reg, names[i], strlen(names[i]));
+
+        if (!svc) {
+            return -1;
+        }
+        set_configured(reg, svc, 1);
+    }
+    return 0;
+}
+
+/* The caller checked the queue is full. */
+static int admit_full(int origin, int mode, int qos)
+{
+    if (origin == BRG_ORIGIN_CLIENT) {
+        return BRG_ADMIT_DROP_CLIENT;
+    }
+    if (mode == MZB_MODE_REQUEST) {
+        return BRG_ADMIT_OVERLOADED;
+    }
+    return qos >= 1 ? BRG_ADMIT_RETRY : BRG_ADMIT_DROP_EVENT;
+}
+
+int brg_service_admit(const struct brg_service *svc, int origin, int mode, int qos,
+                      uint32_t max_queue)
+{
+    if (origin == BRG_ORIGIN_PLUGIN && mode == MZB_MODE_REQUEST && svc->handler_count == 0) {
+        return BRG_ADMIT_NO_HANDLER;
+    }
+    if (brg_service_full(svc, max_queue)) {
+        return admit_full(origin, mode, qos);
+    }
+    return BRG_ADMIT_QUEUE;
 }
 
 size_t brg_registry_collect(struct brg_registry *reg)
@@ -190,6 +272,16 @@ void brg_handler_set_idle(struct brg_handler *h)
     }
     brg_list_push_back(&h->service->idle, &h->idle_link);
     h->service->idle_count++;
+}
+
+void brg_handler_refresh(struct brg_handler *h, uint64_t now_ms, uint64_t window_ms)
+{
+    h->expiry_ms = now_ms + window_ms;
+}
+
+int brg_handler_expired(const struct brg_handler *h, uint64_t now_ms)
+{
+    return !h->current && now_ms > h->expiry_ms;
 }
 
 static void copy_meta_refs(struct brg_request *r, const struct brg_request_init *init)

@@ -22,6 +22,12 @@
 #define BRG_NAME_MAX 255 /* longest service name accepted */
 #define BRG_KEY_SIZE 8   /* the MDP client address the bridge makes per request */
 
+/*
+ * Services no route names exist only for MDP clients and workers; peers could
+ * invent any number of them, so at most this many are kept at once.
+ */
+#define BRG_MAX_UNCONFIGURED 1000
+
 enum brg_origin {
     BRG_ORIGIN_PLUGIN = 0, /* a DISPATCH from the broker plugin */
     BRG_ORIGIN_CLIENT = 1, /* an MDP client request on the handler socket */
@@ -33,6 +39,24 @@ enum brg_req_state {
     BRG_REQ_INFLIGHT = 2, /* sent to a handler */
     BRG_REQ_LATE = 3,     /* answered with a timeout while a handler still holds it */
     BRG_REQ_DETACHED = 4, /* taken back from a handler that was dropped */
+};
+
+/* What brg_service_open did. */
+enum brg_open {
+    BRG_OPEN_OK = 0,
+    BRG_OPEN_BAD_NAME = 1, /* not 1..BRG_NAME_MAX bytes of UTF-8 without NUL */
+    BRG_OPEN_LIMIT = 2,    /* a new unconfigured service would pass the limit */
+    BRG_OPEN_NO_MEMORY = 3,
+};
+
+/* What becomes of a new request at its service (brg_service_admit). */
+enum brg_admit {
+    BRG_ADMIT_QUEUE = 0,       /* into the queue */
+    BRG_ADMIT_NO_HANDLER = 1,  /* a plugin request with no live handler: error reply */
+    BRG_ADMIT_OVERLOADED = 2,  /* a plugin request at a full queue: error reply */
+    BRG_ADMIT_RETRY = 3,       /* a QoS 1/2 event at a full queue: RETRY, the plugin resends */
+    BRG_ADMIT_DROP_EVENT = 4,  /* a QoS 0 event at a full queue: dropped */
+    BRG_ADMIT_DROP_CLIENT = 5, /* an MDP client request at a full queue: dropped */
 };
 
 /* What to do with the request a dropped handler held (brg_request_lost_action). */
@@ -56,8 +80,9 @@ struct brg_service {
     uint64_t received; /* requests accepted for this service */
     uint64_t served;   /* replies received in time */
     int configured;    /* named by a route: kept even when empty */
+    const char *shown; /* the name for log lines: control characters shown as '?' */
     size_t name_len;
-    char name[]; /* NUL-terminated, valid UTF-8 */
+    char name[]; /* NUL-terminated, valid UTF-8; shown follows it */
 };
 
 struct brg_handler {
@@ -66,7 +91,7 @@ struct brg_handler {
     struct brg_link idle_link;    /* in service->idle while idle */
     struct brg_service *service;
     struct brg_request *current; /* the request it holds, or NULL */
-    uint64_t expiry_ms;          /* dropped when silent past this time */
+    uint64_t expiry_ms;          /* dropped when silent past this time while idle */
     uint64_t served;
     size_t id_len;
     unsigned char id[]; /* ZeroMQ routing id */
@@ -119,6 +144,7 @@ struct brg_registry {
     struct brg_map *services_by_name;
     struct brg_link services; /* in order of creation */
     size_t service_count;
+    size_t unconfigured_count; /* services no route names */
     struct brg_map *handlers_by_id;
     struct brg_link handlers;
     size_t handler_count;
@@ -139,8 +165,34 @@ int brg_service_name_ok(const void *name, size_t len);
 
 struct brg_service *brg_service_find(const struct brg_registry *reg, const void *name, size_t len);
 
-/* Finds the service or creates it (empty). Returns NULL when out of memory or the name is bad. */
+/*
+ * Finds the service or creates it (empty, unconfigured), with no limit.
+ * Returns NULL when out of memory or the name is bad.
+ */
 struct brg_service *brg_service_get(struct brg_registry *reg, const void *name, size_t len);
+
+/*
+ * Finds the service, or creates it (empty, unconfigured) when fewer than
+ * max_unconfigured unconfigured services exist. Returns enum brg_open and
+ * sets *out on BRG_OPEN_OK only.
+ */
+int brg_service_open(struct brg_registry *reg, const void *name, size_t len,
+                     size_t max_unconfigured, struct brg_service **out);
+
+/*
+ * Makes exactly the services in names[0..count) configured (creating those
+ * that do not exist) and every other one unconfigured. Returns 0, or -1 when
+ * out of memory (the names not reached stay as they were).
+ */
+int brg_registry_configure(struct brg_registry *reg, char *const *names, size_t count);
+
+/*
+ * Decides what becomes of a new request of this origin, mode and QoS at svc
+ * (enum brg_admit). Requests taken back from a dropped handler do not come
+ * here: they go to the head of the queue whatever its length.
+ */
+int brg_service_admit(const struct brg_service *svc, int origin, int mode, int qos,
+                      uint32_t max_queue);
 
 /* Frees every service that is not configured and has no handler and no request. */
 size_t brg_registry_collect(struct brg_registry *reg);
@@ -162,6 +214,16 @@ struct brg_handler *brg_service_next_idle(struct brg_service *svc);
 
 /* Puts h (holding no request) at the back of its service's idle FIFO. */
 void brg_handler_set_idle(struct brg_handler *h);
+
+/* Restarts h's silence clock: it expires window_ms after now_ms unless heard from again. */
+void brg_handler_refresh(struct brg_handler *h, uint64_t now_ms, uint64_t window_ms);
+
+/*
+ * 1 when h is idle and silent past its expiry. A busy handler never expires
+ * here: MDP workers send no heartbeats while they work, so its connection
+ * (ZMTP heartbeats, EHOSTUNREACH) is what tells it is gone.
+ */
+int brg_handler_expired(const struct brg_handler *h, uint64_t now_ms);
 
 /*
  * Creates a request (state NEW) with the next key; in request mode it enters

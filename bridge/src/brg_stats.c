@@ -103,7 +103,8 @@ static json_t *plugin_json(const struct brg_plugin *pl, uint64_t now_ms)
     put(own, "instance",
         json_string(brg_hex(pl->instance, BRG_INSTANCE_SIZE, inst_hex, sizeof(inst_hex))));
     put(own, "last_seen_ms_ago", json_integer((json_int_t)(now_ms - pl->last_seen_ms)));
-    put(own, "acks_waiting", json_integer((json_int_t)pl->ack_count));
+    put(own, "acks_waiting", json_integer((json_int_t)pl->acks.count));
+    put(own, "retries_waiting", json_integer((json_int_t)pl->retries.count));
     (void)json_object_update_missing(obj, own);
     json_decref(own);
     return obj;

@@ -373,8 +373,12 @@ static void collect_keeps_configured_and_busy_services(void **state)
     struct brg_service *with_handler = brg_service_get(reg, "h", 1);
     struct brg_service *with_queue = brg_service_get(reg, "q", 1);
     struct brg_request *r = new_request(reg, with_queue, MZB_MODE_EVENT, 1, 1, 0);
+    char *conf_names[] = {"conf"};
 
-    conf->configured = 1;
+    assert_int_equal(reg->unconfigured_count, 4);
+    assert_int_equal(brg_registry_configure(reg, conf_names, 1), 0);
+    assert_true(conf->configured);
+    assert_int_equal(reg->unconfigured_count, 3);
     (void)empty;
     assert_non_null(brg_handler_add(reg, with_handler, "x", 1, NOW));
     brg_request_enqueue(r, 0);
@@ -385,7 +389,160 @@ static void collect_keeps_configured_and_busy_services(void **state)
     assert_non_null(brg_service_find(reg, "h", 1));
     assert_non_null(brg_service_find(reg, "q", 1));
     assert_int_equal(reg->service_count, 3);
+    assert_int_equal(reg->unconfigured_count, 2);
     /* Teardown frees the queued request and the handler with the registry. */
+}
+
+static void unconfigured_services_are_capped(void **state)
+{
+    struct brg_registry *reg = *state;
+    char *names[] = {"conf"};
+    struct brg_service *svc = NULL;
+    struct brg_service *a = NULL;
+
+    assert_int_equal(brg_registry_configure(reg, names, 1), 0);
+    assert_int_equal(reg->unconfigured_count, 0);
+
+    assert_int_equal(brg_service_open(reg, "a", 1, 2, &a), BRG_OPEN_OK);
+    assert_int_equal(brg_service_open(reg, "b", 1, 2, &svc), BRG_OPEN_OK);
+    assert_int_equal(reg->unconfigured_count, 2);
+    svc = NULL;
+    assert_int_equal(brg_service_open(reg, "c", 1, 2, &svc), BRG_OPEN_LIMIT);
+    assert_null(svc);
+    assert_null(brg_service_find(reg, "c", 1));
+
+    /* Services that exist, configured or not, stay reachable at the limit. */
+    assert_int_equal(brg_service_open(reg, "a", 1, 2, &svc), BRG_OPEN_OK);
+    assert_ptr_equal(svc, a);
+    assert_int_equal(brg_service_open(reg, "conf", 4, 2, &svc), BRG_OPEN_OK);
+    assert_true(svc->configured);
+    assert_int_equal(brg_service_open(reg, "", 0, 2, &svc), BRG_OPEN_BAD_NAME);
+    assert_int_equal(brg_service_open(reg, "\xc3", 1, 2, &svc), BRG_OPEN_BAD_NAME);
+
+    /* Once the empty ones are collected there is room again. */
+    assert_int_equal(brg_registry_collect(reg), 2);
+    assert_int_equal(reg->unconfigured_count, 0);
+    assert_int_equal(brg_service_open(reg, "c", 1, 2, &svc), BRG_OPEN_OK);
+    assert_int_equal(reg->service_count, 2);
+}
+
+static void configure_names_exactly_the_routes_services(void **state)
+{
+    struct brg_registry *reg = *state;
+    char *first[] = {"x", "y"};
+    char *second[] = {"y", "z"};
+    struct brg_service *peer = brg_service_get(reg, "z", 1);
+
+    assert_non_null(peer);
+    assert_int_equal(reg->unconfigured_count, 1);
+    assert_int_equal(brg_registry_configure(reg, first, 2), 0);
+    assert_true(brg_service_find(reg, "x", 1)->configured);
+    assert_false(peer->configured);
+    assert_int_equal(reg->unconfigured_count, 1);
+
+    /* A reload: x is no longer named, z now is (the service a peer made is taken over). */
+    assert_int_equal(brg_registry_configure(reg, second, 2), 0);
+    assert_false(brg_service_find(reg, "x", 1)->configured);
+    assert_true(brg_service_find(reg, "y", 1)->configured);
+    assert_ptr_equal(brg_service_find(reg, "z", 1), peer);
+    assert_true(peer->configured);
+    assert_int_equal(reg->unconfigured_count, 1);
+    assert_int_equal(reg->service_count, 3);
+
+    assert_int_equal(brg_registry_collect(reg), 1);
+    assert_null(brg_service_find(reg, "x", 1));
+    assert_int_equal(reg->unconfigured_count, 0);
+}
+
+static void names_are_shown_without_control_characters(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "a\nb\x7f\xc3\xa9", 6);
+
+    assert_non_null(svc);
+    assert_memory_equal(svc->name, "a\nb\x7f\xc3\xa9", 7);
+    assert_string_equal(svc->shown, "a?b?\xc3\xa9");
+}
+
+static void admission_by_origin_mode_and_qos(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_request *r = new_request(reg, svc, MZB_MODE_EVENT, 1, 1, 0);
+
+    /* No handler: requests are refused at once, events and MDP client requests wait. */
+    assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_PLUGIN, MZB_MODE_REQUEST, 1, 1),
+                     BRG_ADMIT_NO_HANDLER);
+    assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_PLUGIN, MZB_MODE_EVENT, 1, 1),
+                     BRG_ADMIT_QUEUE);
+    assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_CLIENT, MZB_MODE_EVENT, 0, 1),
+                     BRG_ADMIT_QUEUE);
+
+    brg_request_enqueue(r, 0);
+    assert_non_null(brg_handler_add(reg, svc, "h1", 2, NOW));
+    assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_PLUGIN, MZB_MODE_REQUEST, 1, 1),
+                     BRG_ADMIT_OVERLOADED);
+    assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_PLUGIN, MZB_MODE_REQUEST, 0, 1),
+                     BRG_ADMIT_OVERLOADED);
+    assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_PLUGIN, MZB_MODE_EVENT, 1, 1),
+                     BRG_ADMIT_RETRY);
+    assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_PLUGIN, MZB_MODE_EVENT, 2, 1),
+                     BRG_ADMIT_RETRY);
+    assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_PLUGIN, MZB_MODE_EVENT, 0, 1),
+                     BRG_ADMIT_DROP_EVENT);
+    assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_CLIENT, MZB_MODE_EVENT, 0, 1),
+                     BRG_ADMIT_DROP_CLIENT);
+    assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_PLUGIN, MZB_MODE_EVENT, 1, 2),
+                     BRG_ADMIT_QUEUE);
+}
+
+static void request_taken_back_goes_first_past_the_bound(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_handler *h = brg_handler_add(reg, svc, "h1", 2, NOW);
+    struct brg_request *held = new_request(reg, svc, MZB_MODE_EVENT, 1, 1, 0);
+    struct brg_request *waiting = new_request(reg, svc, MZB_MODE_EVENT, 1, 2, 0);
+
+    assert_ptr_equal(brg_service_next_idle(svc), h);
+    brg_request_assign(held, h);
+    brg_request_enqueue(waiting, 0);
+    assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_PLUGIN, MZB_MODE_EVENT, 1, 1),
+                     BRG_ADMIT_RETRY);
+
+    assert_ptr_equal(brg_handler_remove(reg, h), held);
+    assert_int_equal(brg_request_lost_action(held, NOW), BRG_LOST_REQUEUE);
+    brg_request_enqueue(held, 1);
+    assert_int_equal(svc->queued, 2);
+    assert_ptr_equal(brg_service_dequeue(svc), held);
+    assert_ptr_equal(brg_service_dequeue(svc), waiting);
+    brg_request_free(reg, held);
+    brg_request_free(reg, waiting);
+}
+
+static void busy_handler_never_expires_by_silence(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_handler *h = brg_handler_add(reg, svc, "h1", 2, NOW + 4000);
+    struct brg_request *r = new_request(reg, svc, MZB_MODE_EVENT, 1, 1, 0);
+
+    assert_false(brg_handler_expired(h, NOW + 4000));
+    assert_true(brg_handler_expired(h, NOW + 4001));
+
+    /* Given a job just before its expiry, it may stay silent as long as the job takes. */
+    brg_handler_refresh(h, NOW, 4000);
+    assert_ptr_equal(brg_service_next_idle(svc), h);
+    brg_request_assign(r, h);
+    assert_false(brg_handler_expired(h, NOW + 4001));
+    assert_false(brg_handler_expired(h, NOW + 600000));
+
+    /* Back to idle: its clock starts again from then. */
+    brg_request_free(reg, r);
+    brg_handler_set_idle(h);
+    brg_handler_refresh(h, NOW + 600000, 4000);
+    assert_false(brg_handler_expired(h, NOW + 604000));
+    assert_true(brg_handler_expired(h, NOW + 604001));
 }
 
 int main(void)
@@ -405,6 +562,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(resends_are_recognised_while_live, setup, teardown),
         cmocka_unit_test_setup_teardown(collect_keeps_configured_and_busy_services, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(unconfigured_services_are_capped, setup, teardown),
+        cmocka_unit_test_setup_teardown(configure_names_exactly_the_routes_services, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(names_are_shown_without_control_characters, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(admission_by_origin_mode_and_qos, setup, teardown),
+        cmocka_unit_test_setup_teardown(request_taken_back_goes_first_past_the_bound, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(busy_handler_never_expires_by_silence, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
