@@ -144,6 +144,31 @@ class BridgeRestart(StackTest):
         self.assertTrue(pub.c.is_connected())
 
 
+class FullServiceQueue(StackTest):
+    stack_args = {"routes": [{"filter": "events/#", "service": "store", "mode": "event"}],
+                  "bridge_opts": {"max_queue": 5}}
+
+    def test_qos1_events_beyond_the_queue_bound_are_deferred_not_lost(self):
+        """The bridge queues 5; the plugin holds the rest (RETRY) until a handler drains."""
+        pub = self.client()
+        for i in range(60):
+            pub.publish("events/q", b"e%d" % i, qos=1)
+        retried = wait_for(lambda: self.stack.stats()["plugins"][0]["retries_received"] > 0)
+        self.assertTrue(retried, self.stack.stats()["plugins"])
+        w = self.worker("store", echo)
+        want = {b"e%d" % i for i in range(60)}
+        self.assertTrue(wait_for(lambda: want <= {r[0] for r in w.received}, timeout=20),
+                        sorted(want - {r[0] for r in w.received})[:10])
+
+    def test_qos0_events_beyond_the_queue_bound_are_dropped_and_counted(self):
+        pub = self.client()
+        for i in range(20):
+            pub.publish("events/q0", b"z%d" % i, qos=0)
+        pub.publish("events/q0", b"last", qos=1)
+        dropped = wait_for(lambda: self.stack.stats()["drop_event_queue_full"] > 0)
+        self.assertTrue(dropped, self.stack.stats())
+
+
 class BadFrames(StackTest):
 
     def test_malformed_messages_are_dropped_and_counted(self):
