@@ -53,6 +53,25 @@ class KilledHandler(StackTest):
         self.assertEqual(c.messages[0].properties.CorrelationData, b"k1")
         self.assertNotIn("mzb-error", user_props(c.messages[0]))
 
+    def test_busy_handler_is_not_dropped_during_a_long_job(self):
+        """An MDP worker sends no heartbeats while it works; it must keep its request even when
+        the job outlasts heartbeat_ms * liveness (1 s here), and the job must run once."""
+        def slow(payload, meta):
+            time.sleep(3.0)
+            return [payload]
+        w = self.worker("work", slow)
+        self.stack.wait_handlers("work", 1)
+        c = self.client()
+        c.subscribe("reply/%s/#" % c.client_id)
+        c.publish("rpc/long", b"long job", qos=1,
+                  props=request_props("reply/%s/r" % c.client_id, b"L"))
+        self.assertEqual(c.wait_count(1, timeout=8), 1)
+        self.assertEqual(c.messages[0].payload, b"long job")
+        self.assertNotIn("mzb-error", user_props(c.messages[0]))
+        time.sleep(0.5)
+        self.assertEqual(len(w.received), 1)
+        self.assertEqual(self.stack.stats()["handlers_dropped_silent"], 0)
+
     def test_qos1_event_in_flight_at_killed_handler_is_redelivered(self):
         hang_log = os.path.join(self.stack.dir, "hang.log")
         echo_log = os.path.join(self.stack.dir, "echo.log")
