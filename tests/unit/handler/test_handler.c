@@ -16,7 +16,9 @@
 #include "mzb_proto.h"
 
 #define SERVICE "svc"
-#define WAIT_MS 2000
+#define WAIT_MS 5000
+#define HEARTBEAT_MS 50
+#define SLICE_MS 10
 
 struct fixture {
     struct fake_bridge fb;
@@ -30,7 +32,7 @@ static struct mzb_handler_options test_options(const struct fixture *fx)
 
     opts.endpoint = fx->fb.endpoint;
     opts.service = SERVICE;
-    opts.heartbeat_ms = 50;
+    opts.heartbeat_ms = HEARTBEAT_MS;
     opts.liveness = 100; /* 5 s: tests that want a silent bridge set it lower */
     opts.reconnect_ms = 10;
     return opts;
@@ -114,21 +116,67 @@ static void send_event(struct fixture *fx, uint64_t addr, uint64_t msg_id, const
     assert_int_equal(fb_send_request(&fx->fb, &fx->ready, addr, payload, &meta), 0);
 }
 
-/* Waits for a REPLY and checks its client address and body. */
+/*
+ * The library works only inside mzb_handler_recv, so a test that waits for
+ * the handler to act must keep calling it: a single recv of fixed length
+ * races the ipc delivery on a loaded machine. Runs the handler in short
+ * slices, checking it hands out no request, until the bridge gets a message
+ * with command cmd. Returns 0 with *m filled, or -1 after wait_ms.
+ */
+static int pump_until(struct fixture *fx, int cmd, struct fb_msg *m, int wait_ms)
+{
+    uint64_t deadline = mzb_now_ms() + (uint64_t)wait_ms;
+
+    do {
+        expect_no_request(fx, SLICE_MS);
+        if (fb_expect(&fx->fb, cmd, m, SLICE_MS, NULL) == 0) {
+            return 0;
+        }
+    } while (mzb_now_ms() < deadline);
+    return -1;
+}
+
+static void check_reply(struct fixture *fx, struct fb_msg *m, uint64_t addr, const char *body)
+{
+    assert_int_equal(m->count, 7);
+    assert_int_equal(m->len[0], fx->ready.len[0]);
+    assert_memory_equal(m->data[0], fx->ready.data[0], m->len[0]);
+    assert_int_equal(m->len[4], 8);
+    assert_true(mzb_get_u64(m->data[4]) == addr);
+    assert_int_equal(m->len[5], 0);
+    assert_int_equal(m->len[6], strlen(body));
+    assert_memory_equal(m->data[6], body, m->len[6]);
+    fb_msg_free(m);
+}
+
+/* Waits for a REPLY the handler has already sent and checks its client address and body. */
 static void expect_reply(struct fixture *fx, uint64_t addr, const char *body)
 {
     struct fb_msg m;
 
     assert_int_equal(fb_expect(&fx->fb, MDP_REPLY, &m, WAIT_MS, NULL), 0);
-    assert_int_equal(m.count, 7);
-    assert_int_equal(m.len[0], fx->ready.len[0]);
-    assert_memory_equal(m.data[0], fx->ready.data[0], m.len[0]);
-    assert_int_equal(m.len[4], 8);
-    assert_true(mzb_get_u64(m.data[4]) == addr);
-    assert_int_equal(m.len[5], 0);
-    assert_int_equal(m.len[6], strlen(body));
-    assert_memory_equal(m.data[6], body, m.len[6]);
-    fb_msg_free(&m);
+    check_reply(fx, &m, addr, body);
+}
+
+/* Runs the handler until it answers a request itself, handing out nothing meanwhile. */
+static void expect_answer_without_request(struct fixture *fx, uint64_t addr)
+{
+    struct fb_msg m;
+
+    assert_int_equal(pump_until(fx, MDP_REPLY, &m, WAIT_MS), 0);
+    check_reply(fx, &m, addr, "");
+}
+
+/* Runs the handler until it sends READY on a new connection, handing out nothing meanwhile. */
+static void expect_new_connection(struct fixture *fx)
+{
+    struct fb_msg again;
+
+    assert_int_equal(pump_until(fx, MDP_READY, &again, WAIT_MS), 0);
+    assert_int_equal(again.len[4], strlen(SERVICE));
+    assert_false(again.len[0] == fx->ready.len[0] &&
+                 memcmp(again.data[0], fx->ready.data[0], again.len[0]) == 0);
+    fb_msg_free(&again);
 }
 
 static void test_ready_names_the_service(void **state)
@@ -340,14 +388,23 @@ static void test_plain_mdp_request_has_no_metadata(void **state)
 static void test_heartbeats_are_sent(void **state)
 {
     struct fixture *fx = *state;
+    uint64_t start = mzb_now_ms();
     int heartbeats = 0;
     struct fb_msg m;
 
-    expect_no_request(fx, 400);
+    /*
+     * Nothing but heartbeats should come while the handler waits: count them.
+     * Four take 150 ms; a second leaves room for a loaded machine yet still
+     * catches an interval read in the wrong unit.
+     */
+    while (heartbeats < 4 && mzb_now_ms() - start < 20 * HEARTBEAT_MS) {
+        expect_no_request(fx, SLICE_MS);
+        assert_int_equal(fb_expect(&fx->fb, MDP_DISCONNECT, &m, SLICE_MS, &heartbeats), -1);
+    }
+    assert_true(heartbeats >= 4);
 
-    /* Nothing but heartbeats should have come: count them until the queue is empty. */
-    assert_int_equal(fb_expect(&fx->fb, MDP_DISCONNECT, &m, 100, &heartbeats), -1);
-    assert_in_range(heartbeats, 4, 12);
+    /* All were sent since start, each at least a heartbeat after the one before. */
+    assert_true(mzb_now_ms() - start >= (uint64_t)(heartbeats - 1) * HEARTBEAT_MS);
 }
 
 static void test_duplicate_event_is_answered_not_delivered(void **state)
@@ -362,8 +419,7 @@ static void test_duplicate_event_is_answered_not_delivered(void **state)
 
     /* The resend after a bridge restart: same message id, new client address. */
     send_event(fx, 11, 1000, "first");
-    expect_no_request(fx, 200);
-    expect_reply(fx, 11, "");
+    expect_answer_without_request(fx, 11);
 
     send_event(fx, 12, 1001, "second");
     req = expect_request(fx);
@@ -406,8 +462,7 @@ static void test_dedup_forgets_the_oldest(void **state)
         expect_reply(fx, id, "");
     }
     send_event(fx, 4, 3, "x");
-    expect_no_request(fx, 100);
-    expect_reply(fx, 4, "");
+    expect_answer_without_request(fx, 4);
     send_event(fx, 5, 1, "x");
     mzb_handler_done(fx->h, expect_request(fx));
     expect_reply(fx, 5, "");
@@ -417,71 +472,68 @@ static void test_silent_bridge_causes_reconnect(void **state)
 {
     struct fixture *fx = *state;
     struct mzb_handler_options opts = test_options(fx);
-    struct fb_msg again;
+    uint64_t start;
 
     mzb_handler_destroy(&fx->h);
     fb_msg_free(&fx->ready);
     opts.heartbeat_ms = 30;
     opts.liveness = 3;
+    start = mzb_now_ms();
     assert_int_equal(connect_handler(fx, &opts), 0);
 
-    /* The fake bridge says nothing, so after 90 ms the handler must start over. */
-    expect_no_request(fx, 300);
-    assert_int_equal(fb_expect(&fx->fb, MDP_READY, &again, WAIT_MS, NULL), 0);
-    assert_int_equal(again.len[4], strlen(SERVICE));
-    assert_false(again.len[0] == fx->ready.len[0] &&
-                 memcmp(again.data[0], fx->ready.data[0], again.len[0]) == 0);
-    fb_msg_free(&again);
+    /* The fake bridge says nothing, so after 90 ms, and not before, the handler starts over. */
+    expect_new_connection(fx);
+    assert_true(mzb_now_ms() - start >= 90);
 }
 
+/*
+ * Bridge heartbeats every slice keep a handler with a 500 ms silence limit
+ * connected for three times that long. The limit is far above the slice so
+ * that a loaded machine, stalling a slice or two, cannot fake a silence.
+ */
 static void test_bridge_heartbeats_keep_the_connection(void **state)
 {
     struct fixture *fx = *state;
     struct mzb_handler_options opts = test_options(fx);
+    uint64_t start;
     struct fb_msg m;
 
     mzb_handler_destroy(&fx->h);
     fb_msg_free(&fx->ready);
-    opts.heartbeat_ms = 30;
-    opts.liveness = 3;
+    opts.liveness = 10;
     assert_int_equal(connect_handler(fx, &opts), 0);
 
-    for (int i = 0; i < 10; i++) {
+    start = mzb_now_ms();
+    while (mzb_now_ms() - start < 3 * (uint64_t)opts.heartbeat_ms * opts.liveness) {
         assert_int_equal(
             fb_send_command(&fx->fb, fx->ready.data[0], fx->ready.len[0], MDP_HEARTBEAT, NULL, 0),
             0);
-        expect_no_request(fx, 30);
+        expect_no_request(fx, SLICE_MS);
+        assert_int_equal(fb_expect(&fx->fb, MDP_READY, &m, 0, NULL), -1);
     }
-    assert_int_equal(fb_expect(&fx->fb, MDP_READY, &m, 50, NULL), -1);
+    assert_int_equal(fb_expect(&fx->fb, MDP_READY, &m, 200, NULL), -1);
 }
 
 static void test_disconnect_from_bridge_causes_reconnect(void **state)
 {
     struct fixture *fx = *state;
-    struct fb_msg again;
 
     assert_int_equal(
         fb_send_command(&fx->fb, fx->ready.data[0], fx->ready.len[0], MDP_DISCONNECT, NULL, 0), 0);
-    expect_no_request(fx, 100);
-    assert_int_equal(fb_expect(&fx->fb, MDP_READY, &again, WAIT_MS, NULL), 0);
-    assert_false(again.len[0] == fx->ready.len[0] &&
-                 memcmp(again.data[0], fx->ready.data[0], again.len[0]) == 0);
-    fb_msg_free(&again);
+    expect_new_connection(fx);
 }
 
 static void test_reply_after_reconnect_is_not_sent(void **state)
 {
     struct fixture *fx = *state;
     struct mzb_request *req;
-    struct fb_msg again, m;
+    struct fb_msg m;
 
     send_event(fx, 30, 30, "x");
     req = expect_request(fx);
     assert_int_equal(
         fb_send_command(&fx->fb, fx->ready.data[0], fx->ready.len[0], MDP_DISCONNECT, NULL, 0), 0);
-    expect_no_request(fx, 100);
-    assert_int_equal(fb_expect(&fx->fb, MDP_READY, &again, WAIT_MS, NULL), 0);
-    fb_msg_free(&again);
+    expect_new_connection(fx);
 
     assert_int_equal(mzb_handler_done(fx->h, req), MZB_HANDLER_OK);
     assert_int_equal(fb_expect(&fx->fb, MDP_REPLY, &m, 200, NULL), -1);
@@ -620,9 +672,13 @@ static void test_signal_wakes_recv(void **state)
 {
     struct fixture *fx = *state;
     struct sigaction sa;
-    struct itimerval timer = {{0, 0}, {0, 100000}};
+    /* Repeating: a loaded machine may deliver the first one before recv starts waiting. */
+    struct itimerval timer = {{0, 100000}, {0, 100000}};
+    struct itimerval off = {{0, 0}, {0, 0}};
     struct mzb_request *req;
     uint64_t start = mzb_now_ms();
+    uint64_t took;
+    int rc;
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_alarm;
@@ -630,18 +686,31 @@ static void test_signal_wakes_recv(void **state)
     assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
     assert_int_equal(setitimer(ITIMER_REAL, &timer, NULL), 0);
 
-    assert_int_equal(mzb_handler_recv(fx->h, &req, 3000), MZB_HANDLER_E_INTERRUPTED);
-    assert_true(mzb_now_ms() - start < 2000);
+    rc = mzb_handler_recv(fx->h, &req, 3000);
+    took = mzb_now_ms() - start;
+
+    /* Disarmed before any assertion, so a failure leaves no timer behind for the next test. */
+    assert_int_equal(setitimer(ITIMER_REAL, &off, NULL), 0);
     signal(SIGALRM, SIG_DFL);
+    assert_int_equal(rc, MZB_HANDLER_E_INTERRUPTED);
+    assert_true(took < 2000);
 }
 
 static void test_timeout_zero_does_not_wait(void **state)
 {
     struct fixture *fx = *state;
-    uint64_t start = mzb_now_ms();
+    struct mzb_handler_options opts = test_options(fx);
+    uint64_t start;
 
+    /* Nothing falls due for 5 s, so a recv that waited at all would take seconds. */
+    mzb_handler_destroy(&fx->h);
+    fb_msg_free(&fx->ready);
+    opts.heartbeat_ms = 5000;
+    assert_int_equal(connect_handler(fx, &opts), 0);
+
+    start = mzb_now_ms();
     expect_no_request(fx, 0);
-    assert_true(mzb_now_ms() - start < 50);
+    assert_true(mzb_now_ms() - start < 1000);
 }
 
 static void test_destroy_sends_disconnect(void **state)
