@@ -1,6 +1,7 @@
 #include "brg_bridge.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -438,6 +439,11 @@ static void run_timers(struct brg_bridge *b, uint64_t now)
     if (now >= b->next_gc_ms) {
         brg_registry_collect(b->reg);
         brg_plugins_expire(&b->plugins, now, PLUGIN_MAX_AGE_MS);
+        /*
+         * After a burst of peers or queued messages, glibc keeps the freed memory in its
+         * arenas (hundreds of MB were seen); hand it back so RSS follows the live load.
+         */
+        malloc_trim(0);
         b->next_gc_ms = now + GC_INTERVAL_MS;
     }
 }
