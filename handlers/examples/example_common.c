@@ -293,3 +293,23 @@ char *mzbx_iso_time(char *buf, size_t cap)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     return buf;
 }
+
+int mzbx_run(const struct mzbx_program *prog, int argc, char **argv, mzbx_serve_fn fn, void *arg)
+{
+    struct mzbx_args args;
+    struct mzb_handler *h = NULL;
+    int rc;
+
+    rc = mzbx_parse_args(prog, argc, argv, &args);
+    if (rc >= 0) {
+        return rc;
+    }
+    rc = mzbx_start(prog, &args, &h);
+    if (rc != MZBX_EXIT_OK) {
+        return rc;
+    }
+
+    rc = mzbx_serve(h, fn, arg);
+    mzb_handler_destroy(&h);
+    return rc;
+}

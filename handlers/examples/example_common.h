@@ -61,7 +61,13 @@ typedef int (*mzbx_serve_fn)(struct mzb_handler *h, struct mzb_request *req, voi
  */
 int mzbx_serve(struct mzb_handler *h, mzbx_serve_fn fn, void *arg);
 
-/* Logs "topic=... client=... bytes=N" at info level for req, with prefix first. */
+/*
+ * The whole life of a handler that needs nothing of its own: parses argv,
+ * connects, serves with fn until stopped, disconnects. Returns the exit code.
+ */
+int mzbx_run(const struct mzbx_program *prog, int argc, char **argv, mzbx_serve_fn fn, void *arg);
+
+/* Logs "topic=... client=... bytes=N" at debug level (-v) for req, with prefix first. */
 void mzbx_log_request(const char *prefix, const struct mzb_request *req);
 
 /*

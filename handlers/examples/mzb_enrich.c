@@ -131,20 +131,6 @@ int main(int argc, char **argv)
     static const struct mzbx_program prog = {
         "mzb-enrich",
         "Answers a JSON object with the same object plus an \"mzb\" object naming its origin.", 0};
-    struct mzbx_args args;
-    struct mzb_handler *h = NULL;
-    int rc;
 
-    rc = mzbx_parse_args(&prog, argc, argv, &args);
-    if (rc >= 0) {
-        return rc;
-    }
-    rc = mzbx_start(&prog, &args, &h);
-    if (rc != MZBX_EXIT_OK) {
-        return rc;
-    }
-
-    rc = mzbx_serve(h, enrich, NULL);
-    mzb_handler_destroy(&h);
-    return rc;
+    return mzbx_run(&prog, argc, argv, enrich, NULL);
 }
