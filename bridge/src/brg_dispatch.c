@@ -169,10 +169,14 @@ static void send_failed(struct brg_bridge *b, struct brg_handler *h, int err)
         brg_hex(h->id, h->id_len, hex, sizeof(hex)), h->service->shown, zmq_strerror(err));
 }
 
+/*
+ * Each round costs one heap lookup and one O(log handlers) reorder, so a pump
+ * that sends many requests never rescans the service's handlers.
+ */
 void brg_dispatch_pump(struct brg_bridge *b, struct brg_service *svc)
 {
     while (svc->queued > 0) {
-        struct brg_handler *h = brg_service_next_idle(svc);
+        struct brg_handler *h = brg_service_pick(svc);
         struct brg_request *r;
         int err;
 
@@ -193,8 +197,8 @@ void brg_dispatch_pump(struct brg_bridge *b, struct brg_service *svc)
                                       &b->counters.handlers_dropped_unreachable);
             continue;
         }
-        /* Its queue is full or the send failed otherwise: leave it idle, retry on a later pump. */
-        brg_handler_set_idle(h);
+        /* Its queue is full or the send failed otherwise: others of its load go first later. */
+        brg_handler_touch(h);
         send_failed(b, h, err);
         return;
     }
@@ -224,10 +228,10 @@ static void stray_reply(struct brg_bridge *b, struct brg_handler *h, uint64_t ke
 void brg_dispatch_reply(struct brg_bridge *b, struct brg_handler *h, uint64_t key, zmq_msg_t *body,
                         uint64_t now_ms)
 {
-    struct brg_request *r = h->current;
+    struct brg_request *r = brg_handler_find_request(h, key);
     struct brg_service *svc = h->service;
 
-    if (!r || r->key != key) {
+    if (!r) {
         stray_reply(b, h, key);
         return;
     }
@@ -247,8 +251,7 @@ void brg_dispatch_reply(struct brg_bridge *b, struct brg_handler *h, uint64_t ke
         brg_dispatch_finish(b, r);
     }
 
-    /* Its silence clock was stopped while it worked; it starts again now that it waits. */
-    brg_handler_set_idle(h);
+    /* Its silence clock was stopped while it worked; it starts again once it holds nothing. */
     brg_handler_refresh(h, now_ms, brg_silence_window_ms(b));
     brg_dispatch_pump(b, svc);
 }
@@ -283,19 +286,23 @@ void brg_dispatch_drop_handler(struct brg_bridge *b, struct brg_handler *h, cons
                                uint64_t *counter)
 {
     struct brg_service *svc = h->service;
-    struct brg_request *r;
+    struct brg_link taken;
+    struct brg_link *l;
+    uint64_t now_ms = mzb_now_ms();
     char hex[65];
 
-    brg_log_every(
-        &b->rl.dropped, MZB_LOG_INFO, BRG_INFO_INTERVAL_MS,
-        "handler %s of service \"%s\" dropped: %s%s", brg_hex(h->id, h->id_len, hex, sizeof(hex)),
-        svc->shown, why,
-        h->current && h->current->state != BRG_REQ_LATE ? "; taking back the request it held" : "");
+    brg_log_every(&b->rl.dropped, MZB_LOG_INFO, BRG_INFO_INTERVAL_MS,
+                  "handler %s of service \"%s\" dropped: %s; it held %zu requests",
+                  brg_hex(h->id, h->id_len, hex, sizeof(hex)), svc->shown, why, h->in_flight);
     (*counter)++;
 
-    r = brg_handler_remove(b->reg, h);
-    if (r) {
-        take_back(b, r, mzb_now_ms());
+    brg_list_init(&taken);
+    brg_handler_remove(b->reg, h, &taken);
+
+    /* Newest first: each requeued one goes to the head, so the oldest ends up first in line. */
+    while ((l = taken.prev) != &taken) {
+        brg_list_remove(l);
+        take_back(b, brg_container_of(l, struct brg_request, link), now_ms);
     }
 }
 
@@ -352,7 +359,7 @@ void brg_dispatch_heartbeat(struct brg_bridge *b, uint64_t now_ms)
     for (s = b->reg->services.next; s != &b->reg->services; s = s->next) {
         struct brg_service *svc = brg_container_of(s, struct brg_service, link);
 
-        if (svc->queued > 0 && svc->idle_count > 0) {
+        if (svc->queued > 0 && svc->ready_count > 0) {
             brg_dispatch_pump(b, svc);
         }
     }

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #define MMI_PREFIX "mmi."
+#define CREDIT_PREFIX "credit="
+#define CREDIT_DIGITS_MAX 4 /* BRG_CREDIT_MAX has four */
 
 /* Frame positions after the routing id: "", protocol, then per protocol. */
 enum {
@@ -15,7 +17,8 @@ enum {
     F_CMD = 3,     /* worker */
     F_SERVICE = 3, /* client */
     F_READY_NAME = 4,
-    F_ADDRESS = 4, /* REPLY */
+    F_READY_CREDIT = 5, /* optional */
+    F_ADDRESS = 4,      /* REPLY */
     F_DELIM = 5,
     F_BODY = 6,
     F_CLIENT_BODY = 4,
@@ -180,22 +183,62 @@ static struct brg_service *ready_service(struct brg_bridge *b, struct brg_msg *m
     return svc;
 }
 
+/*
+ * The credit a READY's optional last frame offers: "credit=N", N in decimal
+ * from 1 to BRG_CREDIT_MAX without leading zeros. Returns 0 when it is not that.
+ */
+static size_t parse_credit(const uint8_t *text, size_t len)
+{
+    size_t prefix = strlen(CREDIT_PREFIX);
+    size_t value = 0;
+
+    if (len <= prefix || len > prefix + CREDIT_DIGITS_MAX ||
+        memcmp(text, CREDIT_PREFIX, prefix) != 0 || text[prefix] == '0') {
+        return 0;
+    }
+    for (size_t i = prefix; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9') {
+            return 0;
+        }
+        value = value * 10 + (size_t)(text[i] - '0');
+    }
+    return value <= BRG_CREDIT_MAX ? value : 0;
+}
+
+/* The credit a READY offers: BRG_CREDIT_DEFAULT without a credit frame, 0 when it is bad. */
+static size_t ready_credit(struct brg_msg *m)
+{
+    if (m->total == F_READY_NAME + 1) {
+        return BRG_CREDIT_DEFAULT;
+    }
+    return parse_credit(brg_frame_data(m, F_READY_CREDIT), brg_frame_size(m, F_READY_CREDIT));
+}
+
 static void on_ready(struct brg_bridge *b, struct brg_msg *m, struct brg_handler *h,
                      uint64_t now_ms)
 {
     const uint8_t *name = brg_frame_data(m, F_READY_NAME);
     size_t len = brg_frame_size(m, F_READY_NAME);
     struct brg_service *svc;
+    size_t credit;
     char hex[65];
 
     if (h) {
         violation(b, m, h, "it sent READY while already registered");
         return;
     }
-    if (m->total != F_READY_NAME + 1 || !brg_service_name_ok(name, len) || is_mmi(name, len)) {
+    if (m->total < F_READY_NAME + 1 || m->total > F_READY_CREDIT + 1 ||
+        !brg_service_name_ok(name, len) || is_mmi(name, len)) {
         violation(b, m, NULL,
                   "READY without one valid service name (1 to 255 bytes of UTF-8, "
-                  "not starting with \"mmi.\")");
+                  "not starting with \"mmi.\") and at most a credit frame after it");
+        return;
+    }
+    credit = ready_credit(m);
+    if (credit == 0) {
+        violation(b, m, NULL,
+                  "READY with a credit frame that is not \"credit=N\", N from 1 to 1000 "
+                  "in decimal");
         return;
     }
 
@@ -203,7 +246,7 @@ static void on_ready(struct brg_bridge *b, struct brg_msg *m, struct brg_handler
     if (!svc) {
         return;
     }
-    h = brg_handler_add(b->reg, svc, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID),
+    h = brg_handler_add(b->reg, svc, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID), credit,
                         now_ms + brg_silence_window_ms(b));
     if (!h) {
         b->counters.drop_out_of_memory++;
@@ -217,8 +260,9 @@ static void on_ready(struct brg_bridge *b, struct brg_msg *m, struct brg_handler
 
     b->counters.handlers_registered++;
     brg_log_every(&b->rl.registered, MZB_LOG_INFO, BRG_INFO_INTERVAL_MS,
-                  "handler %s registered for service \"%s\" (%zu handlers now)",
-                  brg_hex(h->id, h->id_len, hex, sizeof(hex)), svc->shown, svc->handler_count);
+                  "handler %s registered for service \"%s\" with credit %zu (%zu handlers now)",
+                  brg_hex(h->id, h->id_len, hex, sizeof(hex)), svc->shown, credit,
+                  svc->handler_count);
     brg_dispatch_pump(b, svc);
 }
 

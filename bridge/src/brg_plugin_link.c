@@ -1,5 +1,6 @@
 #include "brg_bridge.h"
 
+#include "mzb_batch.h"
 #include "mzb_proto.h"
 
 #include <errno.h>
@@ -8,6 +9,8 @@
 #define IDS_PER_FRAME 1024 /* message ids per ACK or RETRY frame */
 #define META_QOS_OFFSET 2
 #define META_ID_OFFSET 8
+/* brg_request_new copies payloads up to this size and keeps larger frames as they are. */
+#define LENT_PAYLOAD_MAX 8192
 
 /* Frame positions after the routing id. */
 enum {
@@ -33,37 +36,42 @@ static void malformed(struct brg_bridge *b, struct brg_msg *m, const char *why)
                     why);
 }
 
+/* One dispatch, from a DISPATCH message or from a record of a BATCH. */
+struct incoming {
+    const uint8_t *peer; /* the plugin's routing id */
+    size_t peer_len;
+    struct mzb_batch_record rec;
+    zmq_msg_t *payload_frame; /* DISPATCH: the frame itself, taken without a copy */
+};
+
 /*
- * A malformed DISPATCH of QoS 1 or 2 would stay in the plugin until it
+ * A malformed dispatch of QoS 1 or 2 would stay in the plugin until it
  * overflows: when the header still shows its id, acknowledge it as dropped.
  */
-static void release_malformed(struct brg_bridge *b, struct brg_msg *m)
+static void release_malformed(struct brg_bridge *b, const struct incoming *in)
 {
-    const uint8_t *meta = brg_frame_data(m, F_META);
-    size_t len = brg_frame_size(m, F_META);
-
-    if (m->count > F_META && len >= META_ID_OFFSET + 8 && meta[META_QOS_OFFSET] >= 1 &&
-        meta[META_QOS_OFFSET] <= 2) {
-        (void)brg_plugins_queue_ack(&b->plugins, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID),
-                                    mzb_get_u64(meta + META_ID_OFFSET), mzb_now_ms());
+    if (in->rec.meta != NULL && in->rec.meta_len >= META_ID_OFFSET + 8 &&
+        in->rec.meta[META_QOS_OFFSET] >= 1 && in->rec.meta[META_QOS_OFFSET] <= 2) {
+        (void)brg_plugins_queue_ack(&b->plugins, in->peer, in->peer_len,
+                                    mzb_get_u64(in->rec.meta + META_ID_OFFSET), mzb_now_ms());
     }
 }
 
-static void dispatch_malformed(struct brg_bridge *b, struct brg_msg *m, const char *why)
+static void dispatch_malformed(struct brg_bridge *b, const struct incoming *in, const char *why)
 {
     char hex[65];
 
     b->counters.dispatches_malformed++;
     brg_log_limited(&b->rl.dispatch_malformed,
-                    "DISPATCH from plugin %s dropped: %s (is the plugin the same version as "
+                    "dispatch from plugin %s dropped: %s (is the plugin the same version as "
                     "the bridge?)",
-                    brg_hex(brg_frame_data(m, F_ID), brg_frame_size(m, F_ID), hex, sizeof(hex)),
-                    why);
-    release_malformed(b, m);
+                    brg_hex(in->peer, in->peer_len, hex, sizeof(hex)), why);
+    release_malformed(b, in);
 }
 
 /* A resend of a message still queued or in flight: answers now go to the sender's connection. */
-static int drop_duplicate(struct brg_bridge *b, struct brg_msg *m, const struct mzb_meta *meta)
+static int drop_duplicate(struct brg_bridge *b, const struct incoming *in,
+                          const struct mzb_meta *meta)
 {
     struct brg_request *dup;
 
@@ -75,7 +83,7 @@ static int drop_duplicate(struct brg_bridge *b, struct brg_msg *m, const struct 
         return 0;
     }
     b->counters.duplicates_dropped++;
-    (void)brg_request_set_peer(dup, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID));
+    (void)brg_request_set_peer(dup, in->peer, in->peer_len);
     brg_log_every(&b->rl.duplicate, MZB_LOG_DEBUG, BRG_INFO_INTERVAL_MS,
                   "DISPATCH %016llx for service \"%s\" dropped: already queued or in flight",
                   (unsigned long long)meta->msg_id, dup->service->shown);
@@ -94,7 +102,8 @@ static void out_of_memory(struct brg_bridge *b, const char *what)
  * was not). Queueing it would let a peer fill memory with invented services;
  * an ACK lets the plugin drop it instead of holding it forever.
  */
-static void unknown_service(struct brg_bridge *b, struct brg_msg *m, const struct mzb_meta *meta)
+static void unknown_service(struct brg_bridge *b, const struct incoming *in,
+                            const struct mzb_meta *meta)
 {
     char name[BRG_NAME_MAX + 1];
 
@@ -103,80 +112,101 @@ static void unknown_service(struct brg_bridge *b, struct brg_msg *m, const struc
                     "DISPATCH for service \"%s\" dropped%s: no route in the bridge's config "
                     "names it (the broker's plugin has a newer config? send SIGHUP to the "
                     "bridge too, or messages for new services are lost)",
-                    brg_printable(brg_frame_data(m, F_SERVICE), brg_frame_size(m, F_SERVICE), name,
-                                  sizeof(name)),
+                    brg_printable(in->rec.service, in->rec.service_len, name, sizeof(name)),
                     meta->qos >= 1 ? " and acknowledged" : "");
-    if (meta->qos >= 1 &&
-        brg_plugins_queue_ack(&b->plugins, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID),
-                              meta->msg_id, mzb_now_ms()) != 0) {
+    if (meta->qos >= 1 && brg_plugins_queue_ack(&b->plugins, in->peer, in->peer_len, meta->msg_id,
+                                                mzb_now_ms()) != 0) {
         out_of_memory(b, "ACK");
     }
 }
 
-/* Returns 0 when the frames make a DISPATCH the bridge can read; else counts and logs it. */
-static int check_dispatch(struct brg_bridge *b, struct brg_msg *m, struct mzb_meta *meta)
+/* Returns 0 when the dispatch is one the bridge can read; else counts and logs it. */
+static int check_dispatch(struct brg_bridge *b, const struct incoming *in, struct mzb_meta *meta)
 {
     int rc;
 
-    if (m->total != F_PAYLOAD + 1) {
-        dispatch_malformed(b, m, "it does not have exactly five frames");
+    if (!brg_service_name_ok(in->rec.service, in->rec.service_len)) {
+        dispatch_malformed(b, in, "the service name is empty, too long or not UTF-8");
         return -1;
     }
-    if (!brg_service_name_ok(brg_frame_data(m, F_SERVICE), brg_frame_size(m, F_SERVICE))) {
-        dispatch_malformed(b, m, "the service name is empty, too long or not UTF-8");
-        return -1;
-    }
-    rc = mzb_meta_decode(brg_frame_data(m, F_META), brg_frame_size(m, F_META), meta);
+    rc = mzb_meta_decode(in->rec.meta, in->rec.meta_len, meta);
     if (rc != MZB_META_OK) {
-        dispatch_malformed(b, m, mzb_meta_strerror(rc));
+        dispatch_malformed(b, in, mzb_meta_strerror(rc));
         return -1;
     }
     return 0;
 }
 
-/* The configured service the DISPATCH names, or NULL after refusing it. */
-static struct brg_service *dispatch_service(struct brg_bridge *b, struct brg_msg *m,
+/* The configured service the dispatch names, or NULL after refusing it. */
+static struct brg_service *dispatch_service(struct brg_bridge *b, const struct incoming *in,
                                             const struct mzb_meta *meta)
 {
-    struct brg_service *svc =
-        brg_service_find(b->reg, brg_frame_data(m, F_SERVICE), brg_frame_size(m, F_SERVICE));
+    struct brg_service *svc = brg_service_find(b->reg, in->rec.service, in->rec.service_len);
 
     if (!svc || !svc->configured) {
-        unknown_service(b, m, meta);
+        unknown_service(b, in, meta);
         return NULL;
     }
 
     /* Checked before the request is made, so a deferred event costs no copy of its payload. */
     if (brg_service_admit(svc, BRG_ORIGIN_PLUGIN, meta->mode, meta->qos, b->limits.max_queue) ==
         BRG_ADMIT_RETRY) {
-        brg_dispatch_defer(b, svc, brg_frame_data(m, F_ID), brg_frame_size(m, F_ID), meta->msg_id);
+        brg_dispatch_defer(b, svc, in->peer, in->peer_len, meta->msg_id);
         return NULL;
     }
     return svc;
 }
 
-static void on_dispatch(struct brg_bridge *b, struct brg_msg *m, uint64_t now_ms)
+/*
+ * A BATCH record's payload lives in the BATCH frame, which is gone after this
+ * pass: a small one is lent (the registry copies small payloads anyway), a
+ * large one is copied once into a frame of its own, which the registry keeps.
+ */
+static int payload_frame(const struct incoming *in, zmq_msg_t *frame)
+{
+    if (in->rec.payload_len <= LENT_PAYLOAD_MAX) {
+        return zmq_msg_init_data(frame, (void *)in->rec.payload, in->rec.payload_len, NULL, NULL);
+    }
+    if (zmq_msg_init_size(frame, in->rec.payload_len) != 0) {
+        return -1;
+    }
+    memcpy(zmq_msg_data(frame), in->rec.payload, in->rec.payload_len);
+    return 0;
+}
+
+static void accept_dispatch(struct brg_bridge *b, const struct incoming *in, uint64_t now_ms)
 {
     struct brg_request_init init = {.origin = BRG_ORIGIN_PLUGIN, .now_ms = now_ms};
     struct mzb_meta meta;
     struct brg_request *r;
+    zmq_msg_t frame;
 
     b->counters.dispatches_received++;
-    if (check_dispatch(b, m, &meta) != 0 || drop_duplicate(b, m, &meta)) {
+    if (check_dispatch(b, in, &meta) != 0 || drop_duplicate(b, in, &meta)) {
         return;
     }
-    init.service = dispatch_service(b, m, &meta);
+    init.service = dispatch_service(b, in, &meta);
     if (!init.service) {
         return;
     }
 
-    init.meta_frame = brg_frame_data(m, F_META);
-    init.meta_len = brg_frame_size(m, F_META);
+    init.meta_frame = in->rec.meta;
+    init.meta_len = in->rec.meta_len;
     init.meta = &meta;
-    init.payload = &m->frames[F_PAYLOAD];
-    init.peer = brg_frame_data(m, F_ID);
-    init.peer_len = brg_frame_size(m, F_ID);
+    init.peer = in->peer;
+    init.peer_len = in->peer_len;
+    init.payload = in->payload_frame;
+    if (init.payload == NULL) {
+        if (payload_frame(in, &frame) != 0) {
+            out_of_memory(b, "DISPATCH");
+            return;
+        }
+        init.payload = &frame;
+    }
     r = brg_request_new(b->reg, &init);
+    if (init.payload == &frame) {
+        (void)zmq_msg_close(&frame);
+    }
     if (!r) {
         out_of_memory(b, "DISPATCH");
         return;
@@ -185,6 +215,51 @@ static void on_dispatch(struct brg_bridge *b, struct brg_msg *m, uint64_t now_ms
         out_of_memory(b, "duplicate detection for a DISPATCH");
     }
     brg_dispatch_accept(b, r);
+}
+
+static void on_dispatch(struct brg_bridge *b, struct brg_msg *m, uint64_t now_ms)
+{
+    struct incoming in = {
+        .peer = brg_frame_data(m, F_ID),
+        .peer_len = brg_frame_size(m, F_ID),
+        .rec.service = brg_frame_data(m, F_SERVICE),
+        .rec.service_len = brg_frame_size(m, F_SERVICE),
+        .rec.meta = brg_frame_data(m, F_META),
+        .rec.meta_len = brg_frame_size(m, F_META),
+        .payload_frame = &m->frames[F_PAYLOAD],
+    };
+
+    if (m->total != F_PAYLOAD + 1) {
+        if (m->count <= F_META) {
+            in.rec.meta = NULL;
+            in.rec.meta_len = 0;
+        }
+        b->counters.dispatches_received++;
+        dispatch_malformed(b, &in, "it does not have exactly five frames");
+        return;
+    }
+    accept_dispatch(b, &in, now_ms);
+}
+
+/* Every record of a BATCH, in order, as if each came in a DISPATCH of its own. */
+static void on_batch(struct brg_bridge *b, struct brg_msg *m, uint64_t now_ms)
+{
+    struct incoming in = {.peer = brg_frame_data(m, F_ID), .peer_len = brg_frame_size(m, F_ID)};
+    const uint8_t *body = brg_frame_data(m, F_SERVICE);
+    size_t len = brg_frame_size(m, F_SERVICE);
+    size_t offset = 0;
+    int rc;
+
+    if (m->total != F_SERVICE + 1) {
+        malformed(b, m, "BATCH is not exactly one frame of records");
+        return;
+    }
+    while ((rc = mzb_batch_next(body, len, &offset, &in.rec)) == MZB_BATCH_OK) {
+        accept_dispatch(b, &in, now_ms);
+    }
+    if (rc != MZB_BATCH_END) {
+        malformed(b, m, mzb_batch_strerror(rc));
+    }
 }
 
 static void send_heartbeat(struct brg_bridge *b, struct brg_msg *m)
@@ -249,6 +324,7 @@ static const struct {
     void (*fn)(struct brg_bridge *b, struct brg_msg *m, uint64_t now_ms);
 } plugin_commands[] = {
     {MZB_CMD_DISPATCH, on_dispatch},
+    {MZB_CMD_BATCH, on_batch},
     {MZB_CMD_HEARTBEAT, on_heartbeat},
 };
 

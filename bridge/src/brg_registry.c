@@ -35,7 +35,17 @@ static void free_service(struct brg_registry *reg, struct brg_service *svc)
     if (!svc->configured) {
         reg->unconfigured_count--;
     }
+    free(svc->ready);
     free(svc);
+}
+
+static void free_taken(struct brg_registry *reg, struct brg_link *taken)
+{
+    struct brg_link *l;
+
+    while ((l = brg_list_pop_front(taken)) != NULL) {
+        brg_request_free(reg, brg_container_of(l, struct brg_request, link));
+    }
 }
 
 void brg_registry_destroy(struct brg_registry **reg)
@@ -49,8 +59,11 @@ void brg_registry_destroy(struct brg_registry **reg)
 
     while (r->services_by_name && r->handlers_by_id && !brg_list_empty(&r->handlers)) {
         struct brg_handler *h = brg_container_of(r->handlers.next, struct brg_handler, link);
+        struct brg_link taken;
 
-        brg_request_free(r, brg_handler_remove(r, h));
+        brg_list_init(&taken);
+        brg_handler_remove(r, h, &taken);
+        free_taken(r, &taken);
     }
     while (r->services_by_name && !brg_list_empty(&r->services)) {
         struct brg_service *svc = brg_container_of(r->services.next, struct brg_service, link);
@@ -99,7 +112,6 @@ struct brg_service *brg_service_get(struct brg_registry *reg, const void *name, 
     svc->name_len = len;
     svc->shown = brg_printable(name, len, svc->name + len + 1, len + 1);
     brg_list_init(&svc->queue);
-    brg_list_init(&svc->idle);
     brg_list_init(&svc->handlers);
     if (brg_map_put(reg->services_by_name, svc->name, len, svc) != 0) {
         free(svc);
@@ -210,17 +222,137 @@ struct brg_handler *brg_handler_find(const struct brg_registry *reg, const void 
     return brg_map_get(reg->handlers_by_id, id, len);
 }
 
-struct brg_handler *brg_handler_add(struct brg_registry *reg, struct brg_service *svc,
-                                    const void *id, size_t len, uint64_t expiry_ms)
+/* The ready heap orders handlers by load, then by how long ago their load last changed. */
+static int less_loaded(const struct brg_handler *a, const struct brg_handler *b)
 {
-    struct brg_handler *h = calloc(1, sizeof(*h) + len);
+    if (a->in_flight != b->in_flight) {
+        return a->in_flight < b->in_flight;
+    }
+    return a->stamp < b->stamp;
+}
 
+static void ready_place(struct brg_service *svc, size_t i, struct brg_handler *h)
+{
+    svc->ready[i] = h;
+    h->ready_index = i;
+}
+
+static void ready_sift_up(struct brg_service *svc, size_t i)
+{
+    struct brg_handler *h = svc->ready[i];
+
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+
+        if (!less_loaded(h, svc->ready[parent])) {
+            break;
+        }
+        ready_place(svc, i, svc->ready[parent]);
+        i = parent;
+    }
+    ready_place(svc, i, h);
+}
+
+static void ready_sift_down(struct brg_service *svc, size_t i)
+{
+    struct brg_handler *h = svc->ready[i];
+
+    for (;;) {
+        size_t child = 2 * i + 1;
+
+        if (child >= svc->ready_count) {
+            break;
+        }
+        if (child + 1 < svc->ready_count && less_loaded(svc->ready[child + 1], svc->ready[child])) {
+            child++;
+        }
+        if (!less_loaded(svc->ready[child], h)) {
+            break;
+        }
+        ready_place(svc, i, svc->ready[child]);
+        i = child;
+    }
+    ready_place(svc, i, h);
+}
+
+/* Room was reserved when h was added, so this never allocates. */
+static void ready_push(struct brg_service *svc, struct brg_handler *h)
+{
+    ready_place(svc, svc->ready_count++, h);
+    ready_sift_up(svc, h->ready_index);
+}
+
+static void ready_remove(struct brg_service *svc, struct brg_handler *h)
+{
+    size_t i = h->ready_index;
+    struct brg_handler *last = svc->ready[--svc->ready_count];
+
+    h->ready_index = BRG_HEAP_NONE;
+    if (last == h) {
+        return;
+    }
+    ready_place(svc, i, last);
+    ready_sift_up(svc, i);
+    ready_sift_down(svc, last->ready_index);
+}
+
+/* h's load changed (or it wants to go behind its peers): restamp it and put it where it belongs. */
+static void load_changed(struct brg_handler *h)
+{
+    struct brg_service *svc = h->service;
+    int has_credit = h->in_flight < h->credit;
+
+    h->stamp = ++svc->clock;
+    if (h->ready_index == BRG_HEAP_NONE) {
+        if (has_credit) {
+            ready_push(svc, h);
+        }
+        return;
+    }
+    if (!has_credit) {
+        ready_remove(svc, h);
+        return;
+    }
+    ready_sift_up(svc, h->ready_index);
+    ready_sift_down(svc, h->ready_index);
+}
+
+static int reserve_ready(struct brg_service *svc, size_t count)
+{
+    struct brg_handler **grown;
+    size_t cap = svc->ready_cap ? svc->ready_cap : 4;
+
+    if (count <= svc->ready_cap) {
+        return 0;
+    }
+    while (cap < count) {
+        cap *= 2;
+    }
+    grown = realloc(svc->ready, cap * sizeof(*grown));
+    if (!grown) {
+        return -1;
+    }
+    svc->ready = grown;
+    svc->ready_cap = cap;
+    return 0;
+}
+
+struct brg_handler *brg_handler_add(struct brg_registry *reg, struct brg_service *svc,
+                                    const void *id, size_t len, size_t credit, uint64_t expiry_ms)
+{
+    struct brg_handler *h;
+
+    if (reserve_ready(svc, svc->handler_count + 1) != 0) {
+        return NULL;
+    }
+    h = calloc(1, sizeof(*h) + len);
     if (!h) {
         return NULL;
     }
     memcpy(h->id, id, len);
     h->id_len = len;
     h->service = svc;
+    h->credit = credit > 0 ? credit : BRG_CREDIT_DEFAULT;
     h->expiry_ms = expiry_ms;
     if (brg_map_put(reg->handlers_by_id, h->id, len, h) != 0) {
         free(h);
@@ -230,48 +362,74 @@ struct brg_handler *brg_handler_add(struct brg_registry *reg, struct brg_service
     brg_list_push_back(&reg->handlers, &h->link);
     reg->handler_count++;
     brg_list_push_back(&svc->handlers, &h->service_link);
+    brg_list_init(&h->held);
     svc->handler_count++;
-    brg_list_init(&h->idle_link);
-    brg_handler_set_idle(h);
+    svc->idle_count++;
+    svc->credit += h->credit;
+    h->ready_index = BRG_HEAP_NONE;
+    load_changed(h);
     return h;
 }
 
-struct brg_request *brg_handler_remove(struct brg_registry *reg, struct brg_handler *h)
+/* r leaves h's hands; a request still INFLIGHT becomes DETACHED, a LATE one stays LATE. */
+static void unhold(struct brg_handler *h, struct brg_request *r)
+{
+    brg_list_remove(&r->link);
+    r->handler = NULL;
+    if (r->state == BRG_REQ_INFLIGHT) {
+        r->state = BRG_REQ_DETACHED;
+    }
+    h->in_flight--;
+    h->service->in_flight--;
+    if (h->in_flight == 0) {
+        h->service->idle_count++;
+    }
+}
+
+void brg_handler_remove(struct brg_registry *reg, struct brg_handler *h, struct brg_link *taken)
 {
     struct brg_service *svc = h->service;
-    struct brg_request *r = brg_handler_release(h);
+    struct brg_link *l;
 
-    if (brg_link_linked(&h->idle_link)) {
-        brg_list_remove(&h->idle_link);
-        svc->idle_count--;
+    while ((l = h->held.next) != &h->held) {
+        struct brg_request *r = brg_container_of(l, struct brg_request, link);
+
+        unhold(h, r);
+        brg_list_push_back(taken, &r->link);
     }
+    if (h->ready_index != BRG_HEAP_NONE) {
+        ready_remove(svc, h);
+    }
+    svc->idle_count--;
+    svc->credit -= h->credit;
     brg_list_remove(&h->service_link);
     svc->handler_count--;
     brg_list_remove(&h->link);
     reg->handler_count--;
     brg_map_remove(reg->handlers_by_id, h->id, h->id_len);
     free(h);
-    return r;
 }
 
-struct brg_handler *brg_service_next_idle(struct brg_service *svc)
+struct brg_handler *brg_service_pick(const struct brg_service *svc)
 {
-    struct brg_link *l = brg_list_pop_front(&svc->idle);
-
-    if (!l) {
-        return NULL;
-    }
-    svc->idle_count--;
-    return brg_container_of(l, struct brg_handler, idle_link);
+    return svc->ready_count > 0 ? svc->ready[0] : NULL;
 }
 
-void brg_handler_set_idle(struct brg_handler *h)
+void brg_handler_touch(struct brg_handler *h)
 {
-    if (brg_link_linked(&h->idle_link) || h->current) {
-        return;
+    load_changed(h);
+}
+
+struct brg_request *brg_handler_find_request(const struct brg_handler *h, uint64_t key)
+{
+    for (const struct brg_link *l = h->held.next; l != &h->held; l = l->next) {
+        struct brg_request *r = brg_container_of(l, struct brg_request, link);
+
+        if (r->key == key) {
+            return r;
+        }
     }
-    brg_list_push_back(&h->service->idle, &h->idle_link);
-    h->service->idle_count++;
+    return NULL;
 }
 
 void brg_handler_refresh(struct brg_handler *h, uint64_t now_ms, uint64_t window_ms)
@@ -281,7 +439,7 @@ void brg_handler_refresh(struct brg_handler *h, uint64_t now_ms, uint64_t window
 
 int brg_handler_expired(const struct brg_handler *h, uint64_t now_ms)
 {
-    return !h->current && now_ms > h->expiry_ms;
+    return h->in_flight == 0 && now_ms > h->expiry_ms;
 }
 
 static void copy_meta_refs(struct brg_request *r, const struct brg_request_init *init)
@@ -389,7 +547,10 @@ void brg_request_free(struct brg_registry *reg, struct brg_request *r)
         r->service->queued--;
     }
     if (r->handler) {
-        brg_handler_release(r->handler);
+        struct brg_handler *h = r->handler;
+
+        unhold(h, r);
+        load_changed(h);
     }
     brg_heap_remove(&reg->deadlines, &r->deadline);
     if (r->tracked) {
@@ -429,26 +590,15 @@ struct brg_request *brg_service_dequeue(struct brg_service *svc)
 
 void brg_request_assign(struct brg_request *r, struct brg_handler *h)
 {
+    brg_list_push_back(&h->held, &r->link);
     r->handler = h;
     r->state = BRG_REQ_INFLIGHT;
-    h->current = r;
+    if (h->in_flight == 0) {
+        h->service->idle_count--;
+    }
+    h->in_flight++;
     h->service->in_flight++;
-}
-
-struct brg_request *brg_handler_release(struct brg_handler *h)
-{
-    struct brg_request *r = h->current;
-
-    if (!r) {
-        return NULL;
-    }
-    h->current = NULL;
-    h->service->in_flight--;
-    r->handler = NULL;
-    if (r->state == BRG_REQ_INFLIGHT) {
-        r->state = BRG_REQ_DETACHED;
-    }
-    return r;
+    load_changed(h);
 }
 
 int brg_service_full(const struct brg_service *svc, uint32_t max_queue)

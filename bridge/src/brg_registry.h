@@ -1,7 +1,8 @@
 /*
  * brg_registry: the bridge's bookkeeping, without any I/O. Services by name,
- * each with a FIFO of waiting requests, a FIFO of idle handlers (least
- * recently used first) and its handler list; handlers by routing id;
+ * each with a FIFO of waiting requests, its handler list and a min-heap of
+ * the handlers with free credit (fewest requests in flight first, then least
+ * recently used); handlers by routing id, each with the requests it holds;
  * requests by message id (to drop resends) and by deadline.
  *
  * Nothing here sends or logs: the caller (brg_bridge) decides what a state
@@ -21,6 +22,10 @@
 
 #define BRG_NAME_MAX 255 /* longest service name accepted */
 #define BRG_KEY_SIZE 8   /* the MDP client address the bridge makes per request */
+
+/* Credit: how many requests a handler may hold at once (docs/protocol.md section 3). */
+#define BRG_CREDIT_DEFAULT 1 /* a READY without a credit frame: plain MDP */
+#define BRG_CREDIT_MAX 1000
 
 /*
  * Services no route names exist only for MDP clients and workers; peers could
@@ -59,7 +64,7 @@ enum brg_admit {
     BRG_ADMIT_DROP_CLIENT = 5, /* an MDP client request at a full queue: dropped */
 };
 
-/* What to do with the request a dropped handler held (brg_request_lost_action). */
+/* What to do with a request a dropped handler held (brg_request_lost_action). */
 enum brg_lost {
     BRG_LOST_REQUEUE = 0,      /* back to the head of its service queue */
     BRG_LOST_TIMEOUT = 1,      /* past its deadline: answer with a timeout error */
@@ -69,13 +74,17 @@ enum brg_lost {
 };
 
 struct brg_service {
-    struct brg_link link;     /* in brg_registry.services */
-    struct brg_link queue;    /* waiting requests, oldest first */
-    struct brg_link idle;     /* idle handlers, least recently used first */
-    struct brg_link handlers; /* every handler of this service */
+    struct brg_link link;       /* in brg_registry.services */
+    struct brg_link queue;      /* waiting requests, oldest first */
+    struct brg_link handlers;   /* every handler of this service */
+    struct brg_handler **ready; /* min-heap of handlers with free credit (brg_service_pick) */
+    size_t ready_count;
+    size_t ready_cap; /* at least handler_count, so the heap never grows on a reply */
+    uint64_t clock;   /* stamps handlers when their load changes, for least recently used */
     size_t queued;
-    size_t idle_count;
+    size_t idle_count; /* handlers holding no request */
     size_t handler_count;
+    size_t credit;     /* the credit of all its handlers together */
     size_t in_flight;  /* requests held by handlers, timed-out ones included */
     uint64_t received; /* requests accepted for this service */
     uint64_t served;   /* replies received in time */
@@ -88,10 +97,13 @@ struct brg_service {
 struct brg_handler {
     struct brg_link link;         /* in brg_registry.handlers */
     struct brg_link service_link; /* in service->handlers */
-    struct brg_link idle_link;    /* in service->idle while idle */
+    struct brg_link held;         /* the requests it holds, oldest first */
     struct brg_service *service;
-    struct brg_request *current; /* the request it holds, or NULL */
-    uint64_t expiry_ms;          /* dropped when silent past this time while idle */
+    size_t in_flight;   /* requests in held */
+    size_t credit;      /* the most it may hold: 1..BRG_CREDIT_MAX */
+    size_t ready_index; /* position in service->ready, or BRG_HEAP_NONE when it has no credit */
+    uint64_t stamp;     /* service->clock when its load last changed */
+    uint64_t expiry_ms; /* dropped when silent past this time while it holds nothing */
     uint64_t served;
     size_t id_len;
     unsigned char id[]; /* ZeroMQ routing id */
@@ -103,7 +115,7 @@ struct brg_request {
     int state;    /* enum brg_req_state */
     struct brg_service *service;
     struct brg_handler *handler;   /* while INFLIGHT or LATE */
-    struct brg_link link;          /* in service->queue while QUEUED */
+    struct brg_link link;          /* in service->queue while QUEUED, in handler->held while held */
     struct brg_heap_node deadline; /* request mode only */
     int has_deadline;
     int tracked; /* in the message-id table */
@@ -199,29 +211,45 @@ size_t brg_registry_collect(struct brg_registry *reg);
 
 struct brg_handler *brg_handler_find(const struct brg_registry *reg, const void *id, size_t len);
 
-/* Registers a handler for svc, idle at the back of the idle FIFO. NULL when out of memory. */
+/*
+ * Registers a handler for svc that may hold up to credit requests at once
+ * (1..BRG_CREDIT_MAX; the caller checked), holding none, the most recently
+ * used of its service. NULL when out of memory.
+ */
 struct brg_handler *brg_handler_add(struct brg_registry *reg, struct brg_service *svc,
-                                    const void *id, size_t len, uint64_t expiry_ms);
+                                    const void *id, size_t len, size_t credit, uint64_t expiry_ms);
 
 /*
- * Unregisters and frees h. Returns the request it held, now DETACHED (no
- * handler, still in the deadline heap and message-id table), or NULL.
+ * Unregisters and frees h. Every request it held is appended to the list
+ * taken (initialised by the caller), oldest first, linked by its link member:
+ * DETACHED (or still LATE), without handler, still in the deadline heap and
+ * message-id table. The caller takes each one out of taken before acting on it.
  */
-struct brg_request *brg_handler_remove(struct brg_registry *reg, struct brg_handler *h);
+void brg_handler_remove(struct brg_registry *reg, struct brg_handler *h, struct brg_link *taken);
 
-/* Takes the least recently used idle handler out of the idle FIFO, or returns NULL. */
-struct brg_handler *brg_service_next_idle(struct brg_service *svc);
+/*
+ * The handler that should get svc's next request: of those with free credit,
+ * the one holding fewest requests, and of those the least recently used.
+ * NULL when every handler is at its credit. O(1); it stays registered.
+ */
+struct brg_handler *brg_service_pick(const struct brg_service *svc);
 
-/* Puts h (holding no request) at the back of its service's idle FIFO. */
-void brg_handler_set_idle(struct brg_handler *h);
+/* Makes h the most recently used among handlers of its load (its send failed: others first). */
+void brg_handler_touch(struct brg_handler *h);
+
+/*
+ * The request with this key that h holds, or NULL. Searched oldest first:
+ * handlers mostly answer in order, so this is usually the first one.
+ */
+struct brg_request *brg_handler_find_request(const struct brg_handler *h, uint64_t key);
 
 /* Restarts h's silence clock: it expires window_ms after now_ms unless heard from again. */
 void brg_handler_refresh(struct brg_handler *h, uint64_t now_ms, uint64_t window_ms);
 
 /*
- * 1 when h is idle and silent past its expiry. A busy handler never expires
- * here: MDP workers send no heartbeats while they work, so its connection
- * (ZMTP heartbeats, EHOSTUNREACH) is what tells it is gone.
+ * 1 when h holds no request and is silent past its expiry. A handler holding
+ * one never expires here: MDP workers send no heartbeats while they work, so
+ * its connection (ZMTP heartbeats, EHOSTUNREACH) is what tells it is gone.
  */
 int brg_handler_expired(const struct brg_handler *h, uint64_t now_ms);
 
@@ -240,11 +268,8 @@ void brg_request_enqueue(struct brg_request *r, int at_head);
 /* Takes the oldest waiting request out of svc's queue, or returns NULL. */
 struct brg_request *brg_service_dequeue(struct brg_service *svc);
 
-/* Hands r (taken from the queue) to idle handler h: r INFLIGHT, h busy. */
+/* Hands r (taken from the queue) to h, which has free credit: r INFLIGHT, held by h. O(log n). */
 void brg_request_assign(struct brg_request *r, struct brg_handler *h);
-
-/* Takes h's request back: returns it DETACHED (or still LATE), h holding nothing. */
-struct brg_request *brg_handler_release(struct brg_handler *h);
 
 /* 1 when svc has max_queue or more requests waiting. */
 int brg_service_full(const struct brg_service *svc, uint32_t max_queue);

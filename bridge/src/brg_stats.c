@@ -59,12 +59,14 @@ static void put_counters(json_t *obj, const struct brg_counters *c)
     put(obj, "malformed", json_integer((json_int_t)malformed));
 }
 
+/* "idle": handlers holding nothing; "ready": handlers with free credit; "credit": their sum. */
 static json_t *service_json(const struct brg_service *svc)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "queued", (json_int_t)svc->queued, "in_flight",
-                     (json_int_t)svc->in_flight, "handlers", (json_int_t)svc->handler_count, "idle",
-                     (json_int_t)svc->idle_count, "received", (json_int_t)svc->received, "served",
-                     (json_int_t)svc->served);
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "queued", (json_int_t)svc->queued,
+                     "in_flight", (json_int_t)svc->in_flight, "handlers",
+                     (json_int_t)svc->handler_count, "idle", (json_int_t)svc->idle_count, "ready",
+                     (json_int_t)svc->ready_count, "credit", (json_int_t)svc->credit, "received",
+                     (json_int_t)svc->received, "served", (json_int_t)svc->served);
 }
 
 static json_t *services_json(const struct brg_registry *reg)

@@ -106,5 +106,7 @@ const char *mzb_meta_strerror(int err);
 /* Big-endian helpers shared by the frame code. */
 void mzb_put_u64(uint8_t *p, uint64_t v);
 uint64_t mzb_get_u64(const uint8_t *p);
+void mzb_put_u32(uint8_t *p, uint32_t v);
+uint32_t mzb_get_u32(const uint8_t *p);
 
 #endif

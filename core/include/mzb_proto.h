@@ -10,6 +10,7 @@
 enum mzb_cmd {
     MZB_CMD_DISPATCH = 0x01,
     MZB_CMD_HEARTBEAT = 0x02,
+    MZB_CMD_BATCH = 0x03,
     MZB_CMD_ACK = 0x11,
     MZB_CMD_BRIDGE_HEARTBEAT = 0x12,
     MZB_CMD_RETRY = 0x13,

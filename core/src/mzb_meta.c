@@ -22,7 +22,7 @@ uint64_t mzb_get_u64(const uint8_t *p)
     return v;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
+void mzb_put_u32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24);
     p[1] = (uint8_t)(v >> 16);
@@ -30,7 +30,7 @@ static void put_u32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static uint32_t get_u32(const uint8_t *p)
+uint32_t mzb_get_u32(const uint8_t *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
@@ -61,7 +61,7 @@ size_t mzb_meta_encoded_size(const struct mzb_meta *meta)
 static uint8_t *put_field(uint8_t *p, uint8_t tag, const struct mzb_bytes *b)
 {
     p[0] = tag;
-    put_u32(p + 1, (uint32_t)b->len);
+    mzb_put_u32(p + 1, (uint32_t)b->len);
     if (b->len > 0) {
         memcpy(p + FIELD_HEADER, b->ptr, b->len);
     }
@@ -73,7 +73,7 @@ static uint8_t *put_user_prop(uint8_t *p, const struct mzb_user_prop *up)
     size_t len = 2 + up->key.len + up->value.len;
 
     p[0] = MZB_TAG_USER_PROPERTY;
-    put_u32(p + 1, (uint32_t)len);
+    mzb_put_u32(p + 1, (uint32_t)len);
     p[5] = (uint8_t)(up->key.len >> 8);
     p[6] = (uint8_t)up->key.len;
     if (up->key.len > 0) {
@@ -96,7 +96,7 @@ static void put_header(const struct mzb_meta *meta, uint8_t *p)
     p[6] = 0;
     p[7] = 0;
     mzb_put_u64(p + 8, meta->msg_id);
-    put_u32(p + 16, meta->timeout_ms);
+    mzb_put_u32(p + 16, meta->timeout_ms);
 }
 
 int mzb_meta_encode(const struct mzb_meta *meta, uint8_t *buf, size_t cap, size_t *out_len)
@@ -222,7 +222,7 @@ static int decode_header(const uint8_t *buf, size_t len, struct mzb_meta *meta)
     meta->protocol = buf[4];
     meta->reply_qos = buf[5];
     meta->msg_id = mzb_get_u64(buf + 8);
-    meta->timeout_ms = get_u32(buf + 16);
+    meta->timeout_ms = mzb_get_u32(buf + 16);
     return MZB_META_OK;
 }
 
@@ -243,7 +243,7 @@ int mzb_meta_decode(const uint8_t *buf, size_t len, struct mzb_meta *meta)
         if (len - pos < FIELD_HEADER) {
             return MZB_META_E_FIELD;
         }
-        field_len = get_u32(buf + pos + 1);
+        field_len = mzb_get_u32(buf + pos + 1);
         if (field_len > len - pos - FIELD_HEADER) {
             return MZB_META_E_FIELD;
         }

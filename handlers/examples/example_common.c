@@ -1,8 +1,10 @@
 #include "example_common.h"
 
-#include <signal.h>
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,6 +15,9 @@
 /* Longest field shown in a request log line; longer ones end in "...". */
 #define LOG_FIELD_MAX 200
 
+/* getopt_long's code for --credit, which has no short form. */
+#define OPT_CREDIT 256
+
 /* A signal handler can reach no other state; only this file touches these. */
 static struct mzb_handler *serving;
 static volatile sig_atomic_t stop_requested;
@@ -20,12 +25,15 @@ static volatile sig_atomic_t stop_requested;
 static void print_usage(const struct mzbx_program *prog, FILE *out)
 {
     fprintf(out,
-            "usage: %s (-c CONFIG.json | -e ENDPOINT) -s SERVICE%s [-v]\n"
+            "usage: %s (-c CONFIG.json | -e ENDPOINT) -s SERVICE%s [--credit N] [-v]\n"
             "%s\n"
             "  -c FILE      read the handler endpoint from the bridge's config file\n"
             "  -e ENDPOINT  connect to this endpoint instead, e.g. tcp://127.0.0.1:5556\n"
-            "  -s SERVICE   the service to serve, as named in the config's routes\n",
-            prog->name, prog->wants_db ? " -d DB.sqlite" : "", prog->summary);
+            "  -s SERVICE   the service to serve, as named in the config's routes\n"
+            "  --credit N   requests the bridge may send before waiting for an answer,\n"
+            "               1 to %d (default %d; 1 is plain MDP, one at a time)\n",
+            prog->name, prog->wants_db ? " -d DB.sqlite" : "", prog->summary,
+            MZB_HANDLER_MAX_CREDIT, MZB_HANDLER_DEFAULT_CREDIT);
     if (prog->wants_db) {
         fprintf(out, "  -d FILE      the SQLite database to store into (created if missing)\n");
     }
@@ -57,6 +65,24 @@ static int check_args(const struct mzbx_program *prog, const struct mzbx_args *a
     return -1;
 }
 
+/* --credit's value: a whole number from 1 to MZB_HANDLER_MAX_CREDIT, nothing else. */
+static int take_credit(const struct mzbx_program *prog, const char *value, struct mzbx_args *args)
+{
+    char text[160];
+    char *end = NULL;
+    unsigned long n;
+
+    errno = 0;
+    n = value[0] >= '0' && value[0] <= '9' ? strtoul(value, &end, 10) : 0;
+    if (errno != 0 || !end || *end != '\0' || n < 1 || n > MZB_HANDLER_MAX_CREDIT) {
+        snprintf(text, sizeof(text), "--credit needs a whole number from 1 to %d, not \"%.40s\"",
+                 MZB_HANDLER_MAX_CREDIT, value);
+        return usage_error(prog, text);
+    }
+    args->credit = (unsigned)n;
+    return -1;
+}
+
 static int take_option(const struct mzbx_program *prog, int opt, struct mzbx_args *args)
 {
     char text[64];
@@ -77,13 +103,21 @@ static int take_option(const struct mzbx_program *prog, int opt, struct mzbx_arg
     case 'v':
         args->verbose = 1;
         return -1;
+    case OPT_CREDIT:
+        return take_credit(prog, optarg, args);
     case 'h':
         print_usage(prog, stdout);
         return MZBX_EXIT_OK;
     case ':':
+        if (optopt == OPT_CREDIT) {
+            return usage_error(prog, "option --credit needs a value");
+        }
         snprintf(text, sizeof(text), "option -%c needs a value", optopt);
         return usage_error(prog, text);
     default:
+        if (optopt == 0) {
+            return usage_error(prog, "unknown long option");
+        }
         snprintf(text, sizeof(text), "unknown option -%c", optopt);
         return usage_error(prog, text);
     }
@@ -92,6 +126,7 @@ static int take_option(const struct mzbx_program *prog, int opt, struct mzbx_arg
 int mzbx_parse_args(const struct mzbx_program *prog, int argc, char **argv, struct mzbx_args *args)
 {
     static const struct option long_options[] = {{"help", no_argument, NULL, 'h'},
+                                                 {"credit", required_argument, NULL, OPT_CREDIT},
                                                  {NULL, 0, NULL, 0}};
     const char *optstring = prog->wants_db ? ":c:e:s:d:vh" : ":c:e:s:vh";
     int opt;
@@ -180,6 +215,7 @@ int mzbx_start(const struct mzbx_program *prog, const struct mzbx_args *args,
     int rc;
 
     opts.service = args->service;
+    opts.credit = args->credit;
     if (args->config_path) {
         rc = read_config(prog, args->config_path, &opts, endpoint, sizeof(endpoint));
         if (rc != MZBX_EXIT_OK) {
@@ -194,7 +230,8 @@ int mzbx_start(const struct mzbx_program *prog, const struct mzbx_args *args,
     if (!*h) {
         return MZBX_EXIT_FAILURE;
     }
-    mzb_log(MZB_LOG_INFO, "serving %s through the bridge at %s", opts.service, opts.endpoint);
+    mzb_log(MZB_LOG_INFO, "serving %s through the bridge at %s with credit %u", opts.service,
+            opts.endpoint, args->credit ? args->credit : MZB_HANDLER_DEFAULT_CREDIT);
     return MZBX_EXIT_OK;
 }
 

@@ -18,7 +18,7 @@ enum mzbx_exit {
     MZBX_EXIT_USAGE = 2,   /* bad command-line arguments */
 };
 
-/* What a program accepts beyond -c, -e, -s, -v and -h. */
+/* What a program accepts beyond -c, -e, -s, --credit, -v and -h. */
 struct mzbx_program {
     const char *name;    /* shown in usage and log lines */
     const char *summary; /* one line: what the program does */
@@ -30,6 +30,7 @@ struct mzbx_args {
     const char *endpoint;    /* -e ENDPOINT */
     const char *service;     /* -s SERVICE */
     const char *db_path;     /* -d DB, when the program takes it */
+    unsigned credit;         /* --credit N: 1 to MZB_HANDLER_MAX_CREDIT, 0 for the default */
     int verbose;             /* -v: debug lines too */
 };
 

@@ -19,6 +19,10 @@ Needs pyzmq; on Debian run it with /usr/bin/python3 (package python3-zmq).
 
 A Worker belongs to one thread. Heartbeats go out only inside recv(), so answer
 each request within heartbeat_ms * liveness.
+
+credit (16 by default, 1 to 1000) is how many requests the bridge may send before
+it waits for an answer; recv() hands them out in order, reading those already
+waiting without polling. credit=1 is plain MDP, one request at a time.
 """
 
 import collections
@@ -40,6 +44,9 @@ DISCONNECT = b"\x05"
 
 MODE_EVENT = 0
 MODE_REQUEST = 1
+
+DEFAULT_CREDIT = 16
+MAX_CREDIT = 1000  # the most the bridge accepts
 
 TAG_TOPIC = 1
 TAG_CLIENT_ID = 2
@@ -199,9 +206,12 @@ class Worker:
     """The worker side of MDP/0.1 for one service."""
 
     def __init__(self, endpoint, service, heartbeat_ms=1000, liveness=4, reconnect_ms=1000,
-                 dedup_size=4096, context=None):
+                 dedup_size=4096, context=None, credit=DEFAULT_CREDIT):
         if not endpoint or not service:
             raise ValueError("a Worker needs an endpoint and a service name")
+        if not isinstance(credit, int) or not 1 <= credit <= MAX_CREDIT:
+            raise ValueError("credit must be a whole number from 1 to %d" % MAX_CREDIT)
+        self.credit = credit
         self.endpoint = endpoint
         self.service = service.encode() if isinstance(service, str) else bytes(service)
         self.heartbeat_s = heartbeat_ms / 1000.0
@@ -242,7 +252,10 @@ class Worker:
         self._sock.connect(self.endpoint)
         self._connected_at = self._last_rx = now
         self._next_heartbeat = now + self.heartbeat_s
-        self._send(READY, self.service)
+        if self.credit > 1:
+            self._send(READY, self.service, b"credit=%d" % self.credit)
+        else:
+            self._send(READY, self.service)
 
     def _drop_connection(self):
         self._sock.close(linger=0)
@@ -331,6 +344,15 @@ class Worker:
             self._log_drop("its command %r is not one a bridge sends to a worker" % command)
         return None
 
+    def _read_waiting(self):
+        """The frames of a message already waiting, or None; never blocks."""
+        if self._sock is None:
+            return None
+        try:
+            return self._sock.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+
     def _wait(self, seconds):
         ms = max(0, int(seconds * 1000))
         if self._sock is None:
@@ -347,6 +369,12 @@ class Worker:
         deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
         while True:
             self._keep_alive()
+            frames = self._read_waiting()
+            if frames is not None:
+                req = self._dispatch(frames)
+                if req is not None:
+                    return req
+                continue
             until = self._next_duty()
             if deadline is not None:
                 until = min(until, deadline)

@@ -62,6 +62,14 @@ def answer(payload):
         return payload
 
 
+def credit_value(text):
+    """--credit's value: a whole number from 1 to mzb_handler.MAX_CREDIT."""
+    if not text.isdigit() or not 1 <= int(text) <= mzb_handler.MAX_CREDIT:
+        raise argparse.ArgumentTypeError("needs a whole number from 1 to %d, not %r"
+                                          % (mzb_handler.MAX_CREDIT, text))
+    return int(text)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="pyecho", description="Answers each request with its payload, upper-cased when "
@@ -70,6 +78,9 @@ def parse_args(argv):
     where.add_argument("--endpoint", help="the bridge's handler endpoint, tcp://HOST:PORT")
     where.add_argument("--config", help="the bridge's config file, to read the endpoint from")
     parser.add_argument("--service", required=True, help="the service to serve")
+    parser.add_argument("--credit", type=credit_value, default=mzb_handler.DEFAULT_CREDIT,
+                        help="requests the bridge may send before waiting for an answer "
+                        "(default %(default)s; 1 is plain MDP)")
     parser.add_argument("--verbose", "-v", action="store_true", help="log debug lines too")
     return parser.parse_args(argv)
 
@@ -101,7 +112,7 @@ def main(argv):
     worker = None
     try:
         worker = mzb_handler.Worker(endpoint, args.service, heartbeat_ms=heartbeat_ms,
-                                    liveness=liveness)
+                                    liveness=liveness, credit=args.credit)
         print("pyecho: serving %s through the bridge at %s" % (args.service, endpoint),
               flush=True)
         serve(worker)

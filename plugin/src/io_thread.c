@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "handoff.h"
 #include "io_wire.h"
+#include "mzb_batch.h"
 #include "mzb_log.h"
 #include "mzb_meta.h"
 #include "unacked.h"
@@ -19,18 +22,30 @@
 /* Longest wait after a broken connection before sends resume without a CONNECTED event. */
 #define MZBP_PAUSE_MS 2000
 /* Messages read per socket per loop pass, so neither direction starves the other. */
-#define BATCH 256
+#define READS_PER_PASS 256
 #define STATS_JSON_CAP 4096
 
 struct mzbp_io {
     void *zctx;
-    void *feed_out; /* broker's thread: sends dispatches */
+    void *feed_out; /* broker's thread: sends wake-ups */
     void *feed_in;  /* I/O thread: receives them */
     void *dealer;   /* I/O thread: talks to the bridge */
     void *monitor;  /* I/O thread: hears when the DEALER's connection breaks */
     pthread_t thread;
     int thread_started;
     atomic_int stop;
+
+    /* Shared by both threads: the batch, and what tells the broker's thread whether to wake. */
+    struct mzbp_handoff handoff;
+    int handoff_ready;
+    atomic_int wake_sent; /* a wake-up is on its way and not yet read */
+    atomic_int sleeping;  /* the I/O thread waits in a long poll with nothing taken */
+
+    /* The broker's thread only. */
+    uint64_t last_wake_us;
+    uint64_t last_tick_us;
+    uint64_t rate;        /* dispatches per second, smoothed over the last wake-ups */
+    uint64_t coalesce_us; /* the least time between two wake-ups while messages flow */
 
     struct mzbp_stats *stats;
     struct mzbp_unacked *unacked;
@@ -45,6 +60,7 @@ struct mzbp_io {
     int requeued;     /* held messages were queued again since the last bridge HEARTBEAT */
     int paused;       /* a connection broke: no sends until the next one is up */
     uint64_t pause_until_ms;
+    uint64_t last_take_ms; /* when records were last taken from the handoff */
 };
 
 __attribute__((format(printf, 2, 3))) static int fail(struct mzbp_io_error *err, const char *fmt,
@@ -101,20 +117,17 @@ static void *open_socket(struct mzbp_io *io, int type, struct mzbp_io_error *err
 }
 
 /*
- * For inproc ZeroMQ adds the receiver's RCVHWM to the sender's SNDHWM, and an
- * RCVHWM of 0 would lift the bound entirely, so the receiving end keeps a
- * token bound of 1 and the sender carries plugin.queue_limit.
+ * The inproc pair carries only wake-ups, at most one unread at a time (the
+ * dispatches themselves wait in the handoff), so its bounds are token ones.
  */
-static int open_feed(struct mzbp_io *io, uint32_t queue_limit, struct mzbp_io_error *err)
+static int open_feed(struct mzbp_io *io, struct mzbp_io_error *err)
 {
-    int limit = queue_limit == 0 ? 1 : (queue_limit > INT32_MAX ? INT32_MAX : (int)queue_limit);
-
     io->feed_in = open_socket(io, ZMQ_PAIR, err, "inproc receiving");
     io->feed_out = open_socket(io, ZMQ_PAIR, err, "inproc sending");
     if (io->feed_in == NULL || io->feed_out == NULL) {
         return -1;
     }
-    if (set_int(io->feed_in, ZMQ_RCVHWM, 1) != 0 || set_int(io->feed_out, ZMQ_SNDHWM, limit) != 0) {
+    if (set_int(io->feed_in, ZMQ_RCVHWM, 1) != 0 || set_int(io->feed_out, ZMQ_SNDHWM, 16) != 0) {
         return fail(err, "cannot set the inproc queue limit: %s", zmq_strerror(errno));
     }
     if (zmq_bind(io->feed_in, FEED_ENDPOINT) != 0 ||
@@ -194,6 +207,9 @@ static void free_io(struct mzbp_io *io)
     close_socket(&io->dealer);
     term_context(&io->zctx);
     mzbp_unacked_destroy(&io->unacked);
+    if (io->handoff_ready) {
+        mzbp_handoff_destroy(&io->handoff);
+    }
     free(io);
 }
 
@@ -224,9 +240,47 @@ static int send_heartbeat(struct mzbp_io *io)
     return rc;
 }
 
+/* Copies the held entries from p on, at most MZBP_RESEND_RECORDS, into one BATCH body. */
+static uint8_t *resend_body(struct mzbp_pending *p, size_t *len, size_t *count)
+{
+    size_t total = 0;
+    size_t n = 0;
+    uint8_t *body;
+
+    for (struct mzbp_pending *q = p; q != NULL && n < MZBP_RESEND_RECORDS; q = q->qnext, n++) {
+        if (n > 0 && total + q->record_len > MZBP_WAKE_BYTES) {
+            break;
+        }
+        total += q->record_len;
+    }
+    body = malloc(total > 0 ? total : 1);
+    if (body == NULL) {
+        return NULL;
+    }
+    *len = 0;
+    for (size_t i = 0; i < n; i++, p = p->qnext) {
+        memcpy(body + *len, p->record, p->record_len);
+        *len += p->record_len;
+    }
+    *count = n;
+    return body;
+}
+
+/* Marks the first n queued entries sent and counts them as first sends or resends. */
+static void mark_sent(struct mzbp_io *io, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct mzbp_pending *p = mzbp_unacked_first_queued(io->unacked);
+
+        mzbp_stat_add(p->sent_before ? &io->stats->resent : &io->stats->sent, 1);
+        p->sent_before = 1;
+        mzbp_unacked_mark_first_sent(io->unacked);
+    }
+}
+
 /*
  * Queues the deferred messages whose time has come, then sends the queue in
- * order until the socket takes no more.
+ * order, several to a BATCH, until the socket takes no more.
  */
 static void flush_unsent(struct mzbp_io *io)
 {
@@ -237,47 +291,56 @@ static void flush_unsent(struct mzbp_io *io)
         return;
     }
     while ((p = mzbp_unacked_first_queued(io->unacked)) != NULL) {
-        int rc = mzbp_wire_send_dispatch(io->dealer, p->frames, 1);
+        size_t len = 0;
+        size_t count = 0;
+        uint8_t *body = resend_body(p, &len, &count);
+        int rc;
 
-        if (rc == EAGAIN) {
-            return;
-        }
-        if (rc != 0) {
+        if (body == NULL) {
             mzbp_stat_add(&io->stats->send_errors, 1);
             return;
         }
-        mzbp_stat_add(p->sent_before ? &io->stats->resent : &io->stats->sent, 1);
-        p->sent_before = 1;
-        mzbp_unacked_mark_first_sent(io->unacked);
+        rc = mzbp_wire_send_batch(io->dealer, body, len);
+        if (rc != 0) {
+            if (rc != EAGAIN) {
+                mzbp_stat_add(&io->stats->send_errors, 1);
+            }
+            return;
+        }
+        mark_sent(io, count);
     }
 }
 
-/* Sent once when a bridge can take it, else dropped; never held, never resent. */
-static void forward_unheld(struct mzbp_io *io, zmq_msg_t *frames)
+/* Sends a body of records that are not held: once when a bridge can take it, else dropped. */
+static void send_unheld(struct mzbp_io *io, uint8_t *body, size_t len, uint32_t count)
 {
-    int rc = mzbp_wire_send_dispatch(io->dealer, frames, 0);
+    int rc = mzbp_wire_send_batch(io->dealer, body, len);
 
     if (rc == 0) {
-        mzbp_stat_add(&io->stats->sent, 1);
+        mzbp_stat_add(&io->stats->sent, count);
     } else if (rc == EAGAIN) {
-        mzbp_stat_add(&io->stats->dropped_no_bridge, 1);
+        mzbp_stat_add(&io->stats->dropped_no_bridge, count);
     } else {
-        mzbp_stat_add(&io->stats->send_errors, 1);
+        mzbp_stat_add(&io->stats->send_errors, count);
     }
 }
 
-/* QoS 1 and 2: held until acknowledged, sent behind any older queued message. */
-static void hold_and_send(struct mzbp_io *io, uint64_t id, zmq_msg_t *frames)
+/* QoS 1 and 2, unless plugin.max_unacked is 0: held until acknowledged. */
+static int is_held(const struct mzbp_io *io, const struct mzb_batch_record *rec)
 {
-    struct mzbp_pending *p = mzbp_pending_new(id);
+    return io->max_unacked > 0 && rec->meta[2] > 0;
+}
+
+/* Adds a held record to the table, behind any older queued message; 0 when it is held. */
+static int hold(struct mzbp_io *io, const uint8_t *record, size_t len,
+                const struct mzb_batch_record *rec)
+{
+    struct mzbp_pending *p = mzbp_pending_new(mzb_get_u64(rec->meta + 8), record, len);
     int rc;
 
     if (p == NULL) {
         mzbp_stat_add(&io->stats->handoff_errors, 1);
-        return;
-    }
-    for (int i = 0; i < MZBP_FRAME_COUNT; i++) {
-        (void)zmq_msg_move(&p->frames[i], &frames[i]);
+        return -1;
     }
     rc = mzbp_unacked_add(io->unacked, p);
     if (rc != MZBP_UNACKED_OK) {
@@ -285,46 +348,165 @@ static void hold_and_send(struct mzbp_io *io, uint64_t id, zmq_msg_t *frames)
                                                 : &io->stats->handoff_errors,
                       1);
         mzbp_pending_free(&p);
-        return;
+        return -1;
     }
-    flush_unsent(io);
+    return 0;
 }
 
-static void handle_dispatch(struct mzbp_io *io, zmq_msg_t *frames)
+/* What sorting a batch found: how many records are held, and whether all went in order. */
+struct sorted {
+    uint32_t held;
+    uint32_t unheld;
+    int clean; /* every record readable, every held one added */
+};
+
+/* Adds the batch's held records to the table, in order, and counts the others. */
+static void sort_batch(struct mzbp_io *io, const struct mzbp_handoff_batch *b, struct sorted *out)
 {
-    const uint8_t *meta = zmq_msg_data(&frames[MZBP_FRAME_META]);
+    struct mzb_batch_record rec;
+    size_t offset = 0;
+    size_t start = 0;
+    int rc;
 
-    if (zmq_msg_size(&frames[MZBP_FRAME_META]) < MZB_META_HEADER_SIZE) {
-        mzbp_stat_add(&io->stats->handoff_errors, 1);
-        return;
+    memset(out, 0, sizeof(*out));
+    out->clean = 1;
+    while ((rc = mzb_batch_next(b->data, b->len, &offset, &rec)) == MZB_BATCH_OK) {
+        if (rec.meta_len < MZB_META_HEADER_SIZE) {
+            mzbp_stat_add(&io->stats->handoff_errors, 1);
+            out->clean = 0;
+        } else if (is_held(io, &rec)) {
+            out->held++;
+            if (hold(io, b->data + start, offset - start, &rec) != 0) {
+                out->clean = 0;
+            }
+        } else {
+            out->unheld++;
+        }
+        start = offset;
     }
-    /* plugin.max_unacked 0 means QoS 1 and 2 are not held either. */
-    if (meta[2] == 0 || io->max_unacked == 0) {
-        forward_unheld(io, frames);
-    } else {
-        hold_and_send(io, mzb_get_u64(meta + 8), frames);
+    if (rc != MZB_BATCH_END) {
+        mzbp_stat_add(&io->stats->handoff_errors, 1);
+        out->clean = 0;
     }
 }
 
-/* Reads what the broker's thread handed over; a one-frame message only wakes the thread. */
+/* Copies the records of the batch that are not held into dst (room for b->len); their length. */
+static size_t copy_unheld(const struct mzbp_io *io, const struct mzbp_handoff_batch *b,
+                          uint8_t *dst)
+{
+    struct mzb_batch_record rec;
+    size_t offset = 0;
+    size_t start = 0;
+    size_t len = 0;
+
+    while (mzb_batch_next(b->data, b->len, &offset, &rec) == MZB_BATCH_OK) {
+        if (rec.meta_len >= MZB_META_HEADER_SIZE && !is_held(io, &rec)) {
+            memcpy(dst + len, b->data + start, offset - start);
+            len += offset - start;
+        }
+        start = offset;
+    }
+    return len;
+}
+
+/* Sends the records of the batch that are not held, on their own. */
+static void send_unheld_part(struct mzbp_io *io, const struct mzbp_handoff_batch *b, uint32_t count)
+{
+    uint8_t *body;
+
+    if (count == 0) {
+        return;
+    }
+    body = malloc(b->len);
+    if (body == NULL) {
+        mzbp_stat_add(&io->stats->handoff_errors, count);
+        return;
+    }
+    send_unheld(io, body, copy_unheld(io, b, body), count);
+}
+
+/*
+ * A batch with held records: they join the table. When nothing older waits
+ * to be sent, the batch goes as it is and they count as sent; otherwise the
+ * records that are not held go on their own and the held ones wait their
+ * turn in the send queue.
+ */
+static void send_mixed(struct mzbp_io *io, struct mzbp_handoff_batch *b)
+{
+    int in_order = !io->paused && mzbp_unacked_first_queued(io->unacked) == NULL;
+    struct sorted s;
+    int rc;
+
+    sort_batch(io, b, &s);
+    if (!in_order || !s.clean) {
+        send_unheld_part(io, b, s.unheld);
+        free(b->data);
+        b->data = NULL;
+        flush_unsent(io);
+        return;
+    }
+
+    rc = mzbp_wire_send_batch(io->dealer, b->data, b->len);
+    b->data = NULL;
+    if (rc == 0) {
+        mark_sent(io, s.held);
+        mzbp_stat_add(&io->stats->sent, s.unheld);
+        return;
+    }
+    /* The held records stay queued for the next flush; the others are gone. */
+    mzbp_stat_add(rc == EAGAIN ? &io->stats->dropped_no_bridge : &io->stats->send_errors, s.unheld);
+}
+
+/* Counts the records of a batch that no record asks to hold; -1 when one is unreadable. */
+static long count_unheld(const struct mzbp_io *io, const struct mzbp_handoff_batch *b)
+{
+    struct mzb_batch_record rec;
+    size_t offset = 0;
+    long n = 0;
+    int rc;
+
+    while ((rc = mzb_batch_next(b->data, b->len, &offset, &rec)) == MZB_BATCH_OK) {
+        if (rec.meta_len < MZB_META_HEADER_SIZE || is_held(io, &rec)) {
+            return -1;
+        }
+        n++;
+    }
+    return rc == MZB_BATCH_END ? n : -1;
+}
+
+/* Sends what the broker's thread handed over; QoS 0 only batches go without a copy. */
+static void send_batch(struct mzbp_io *io, struct mzbp_handoff_batch *b)
+{
+    long unheld = count_unheld(io, b);
+
+    if (unheld >= 0) {
+        send_unheld(io, b->data, b->len, (uint32_t)unheld);
+        b->data = NULL;
+        return;
+    }
+    send_mixed(io, b);
+}
+
+/* Takes and sends what the broker's thread handed over. */
+static void take_handoff(struct mzbp_io *io)
+{
+    struct mzbp_handoff_batch b;
+
+    if (mzbp_handoff_take(&io->handoff, &b)) {
+        io->last_take_ms = mzb_now_ms();
+        send_batch(io, &b);
+    }
+}
+
+/* Reads the wake-ups; a wake-up read before the take means no append is left unseen. */
 static void drain_feed(struct mzbp_io *io)
 {
-    zmq_msg_t frames[MZBP_WIRE_MAX_FRAMES];
+    char token[1];
 
-    for (int i = 0; i < BATCH; i++) {
-        int n = 0;
-        int rc = mzbp_wire_recv(io->feed_in, frames, MZBP_WIRE_MAX_FRAMES, &n);
-
-        if (rc != 0) {
-            return;
-        }
-        if (n == MZBP_FRAME_COUNT) {
-            handle_dispatch(io, frames);
-        } else if (n != 1) {
-            mzbp_stat_add(&io->stats->handoff_errors, 1);
-        }
-        mzbp_wire_close(frames, n > MZBP_WIRE_MAX_FRAMES ? MZBP_WIRE_MAX_FRAMES : n);
+    while (zmq_recv(io->feed_in, token, sizeof(token), ZMQ_DONTWAIT) >= 0) {
     }
+    atomic_store(&io->wake_sent, 0);
+    take_handoff(io);
 }
 
 static void handle_ack(struct mzbp_io *io, const struct mzbp_bridge_msg *m)
@@ -405,7 +587,7 @@ static void drain_bridge(struct mzbp_io *io, uint64_t now_ms)
     zmq_msg_t frames[MZBP_WIRE_MAX_FRAMES];
     struct mzbp_bridge_msg m;
 
-    for (int i = 0; i < BATCH; i++) {
+    for (int i = 0; i < READS_PER_PASS; i++) {
         int n = 0;
 
         if (mzbp_wire_recv(io->dealer, frames, MZBP_WIRE_MAX_FRAMES, &n) != 0) {
@@ -450,7 +632,7 @@ static void drain_monitor(struct mzbp_io *io)
     zmq_msg_t frames[MZBP_WIRE_MAX_FRAMES];
     uint16_t event;
 
-    for (int i = 0; i < BATCH; i++) {
+    for (int i = 0; i < READS_PER_PASS; i++) {
         int n = 0;
 
         if (mzbp_wire_recv(io->monitor, frames, MZBP_WIRE_MAX_FRAMES, &n) != 0) {
@@ -498,6 +680,29 @@ static long poll_timeout(struct mzbp_io *io, uint64_t now_ms)
     return timeout;
 }
 
+/*
+ * With records waiting, or while messages flow (something was taken within
+ * MZBP_LINGER_MS), the thread looks again within MZBP_SWEEP_MS and the
+ * broker's thread wakes it at most once per coalescing time. Otherwise it says
+ * it sleeps before it looks a last time, so the next record wakes it at once:
+ * the broker's thread reads that flag after each append, so one of the two
+ * sees the other.
+ */
+static long feed_timeout(struct mzbp_io *io, long timeout, uint64_t now_ms)
+{
+    long sweep = timeout < MZBP_SWEEP_MS ? timeout : MZBP_SWEEP_MS;
+
+    if (mzbp_handoff_pending(&io->handoff) > 0 || now_ms - io->last_take_ms < MZBP_LINGER_MS) {
+        return sweep;
+    }
+    atomic_store(&io->sleeping, 1);
+    if (mzbp_handoff_pending(&io->handoff) > 0) {
+        atomic_store(&io->sleeping, 0);
+        return sweep;
+    }
+    return timeout;
+}
+
 static void poll_once(struct mzbp_io *io, uint64_t now_ms)
 {
     zmq_pollitem_t items[3] = {
@@ -505,15 +710,19 @@ static void poll_once(struct mzbp_io *io, uint64_t now_ms)
         {io->dealer, 0, ZMQ_POLLIN, 0},
         {io->monitor, 0, ZMQ_POLLIN, 0},
     };
-    long timeout = poll_timeout(io, now_ms);
+    long timeout = feed_timeout(io, poll_timeout(io, now_ms), now_ms);
+    int n;
 
     /* POLLOUT wakes the thread as soon as a bridge can take held messages again. */
     if (!io->paused && mzbp_unacked_first_queued(io->unacked) != NULL) {
         items[1].events |= ZMQ_POLLOUT;
     }
 
-    if (zmq_poll(items, 3, timeout) <= 0) {
-        return; /* timeout or EINTR: the caller's loop runs the timers again */
+    n = zmq_poll(items, 3, timeout);
+    atomic_store(&io->sleeping, 0);
+    if (n <= 0) {
+        take_handoff(io); /* the sweep: records waited a whole timeout */
+        return;           /* timeout or EINTR: the caller's loop runs the timers again */
     }
     if (items[0].revents & ZMQ_POLLIN) {
         drain_feed(io);
@@ -569,6 +778,9 @@ int mzbp_io_start(const struct mzbp_io_settings *settings, struct mzbp_stats *st
         return fail(err, "out of memory");
     }
     atomic_init(&io->stop, 0);
+    atomic_init(&io->wake_sent, 0);
+    atomic_init(&io->sleeping, 0);
+    io->coalesce_us = MZBP_COALESCE_MIN_US;
     io->stats = stats;
     io->instance = settings->instance;
     io->max_unacked = settings->max_unacked;
@@ -579,8 +791,13 @@ int mzbp_io_start(const struct mzbp_io_settings *settings, struct mzbp_stats *st
              io->zctx == NULL ? zmq_strerror(errno) : "out of memory");
         goto failed;
     }
-    if (open_feed(io, settings->queue_limit, err) != 0 ||
-        open_dealer(io, settings->endpoint, err) != 0 || start_thread(io, err) != 0) {
+    if (mzbp_handoff_init(&io->handoff, settings->queue_limit) != 0) {
+        fail(err, "cannot set up the lock between the broker's thread and the I/O thread");
+        goto failed;
+    }
+    io->handoff_ready = 1;
+    if (open_feed(io, err) != 0 || open_dealer(io, settings->endpoint, err) != 0 ||
+        start_thread(io, err) != 0) {
         goto failed;
     }
     *out = io;
@@ -608,48 +825,80 @@ void mzbp_io_stop(struct mzbp_io **iop)
     *iop = NULL;
 }
 
-static int feed_frames(void *sock, const char *service, size_t service_len, zmq_msg_t *meta,
-                       zmq_msg_t *body)
+static uint64_t now_us(void)
 {
-    int rc;
+    struct timespec ts;
 
-    /* A signal can interrupt ZeroMQ's command processing even in a non-blocking send. */
-    do {
-        rc = zmq_send(sock, service, service_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    } while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
-        return errno;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Follows the rate of dispatches, measured over the time since the last wake-up. */
+static void adapt_coalescing(struct mzbp_io *io, uint64_t now, uint32_t waiting)
+{
+    uint64_t span = now - io->last_wake_us;
+    uint64_t rate = span > 0 ? (uint64_t)waiting * 1000000u / span : io->rate;
+    uint64_t t;
+
+    io->rate = (3 * io->rate + rate) / 4;
+    t = io->rate / MZBP_COALESCE_RATE_PER_US;
+    io->coalesce_us = t < MZBP_COALESCE_MIN_US   ? MZBP_COALESCE_MIN_US
+                      : t > MZBP_COALESCE_MAX_US ? MZBP_COALESCE_MAX_US
+                                                 : t;
+}
+
+/* One wake-up at a time: the I/O thread takes everything that waits when it reads it. */
+static void wake(struct mzbp_io *io, uint64_t now)
+{
+    adapt_coalescing(io, now, mzbp_handoff_pending(&io->handoff));
+    io->last_wake_us = now;
+    if (atomic_exchange(&io->wake_sent, 1)) {
+        return;
     }
-    /* The first frame was taken, so the pipe takes the rest of this message too. */
-    if (zmq_msg_send(meta, sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        return errno;
+    if (zmq_send(io->feed_out, "", 0, ZMQ_DONTWAIT) < 0) {
+        /* Not sent (a signal, or a full pipe): the sweep takes the records instead. */
+        atomic_store(&io->wake_sent, 0);
     }
-    if (zmq_msg_send(body, sock, ZMQ_DONTWAIT) < 0) {
-        return errno;
+}
+
+int mzbp_io_feed(struct mzbp_io *io, const char *service, size_t service_len,
+                 const struct mzb_meta *meta, const void *payload, size_t payload_len)
+{
+    uint32_t waiting = 0;
+    size_t bytes = 0;
+    uint64_t now;
+    int rc = mzbp_handoff_append(&io->handoff, service, service_len, meta, payload, payload_len,
+                                 &waiting, &bytes);
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (waiting >= MZBP_WAKE_RECORDS || bytes >= MZBP_WAKE_BYTES) {
+        wake(io, now_us());
+        return 0;
+    }
+    /* Without TICKs nothing would hand this over within the coalescing time: do it now. */
+    now = now_us();
+    if (now - io->last_tick_us > MZBP_TICK_STALE_US) {
+        wake(io, now);
     }
     return 0;
 }
 
-int mzbp_io_feed(struct mzbp_io *io, const char *service, size_t service_len, zmq_msg_t *meta,
-                 const void *payload, size_t payload_len)
+void mzbp_io_tick(struct mzbp_io *io)
 {
-    zmq_msg_t body;
-    int rc;
+    uint64_t now;
 
-    /* Everything is allocated before the first frame goes, so no message is left half-sent. */
-    if (zmq_msg_init_size(&body, payload_len) != 0) {
-        rc = errno;
-        (void)zmq_msg_close(meta);
-        return rc;
+    if (io == NULL) {
+        return;
     }
-    if (payload_len > 0) {
-        memcpy(zmq_msg_data(&body), payload, payload_len);
+    now = now_us();
+    io->last_tick_us = now;
+    if (mzbp_handoff_pending(&io->handoff) == 0) {
+        return;
     }
-
-    rc = feed_frames(io->feed_out, service, service_len, meta, &body);
-    if (rc != 0) {
-        (void)zmq_msg_close(meta);
-        (void)zmq_msg_close(&body);
+    if (atomic_load(&io->sleeping) || now - io->last_wake_us >= io->coalesce_us) {
+        wake(io, now);
     }
-    return rc;
 }

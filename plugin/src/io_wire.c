@@ -1,6 +1,7 @@
 #include "io_wire.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mzb_meta.h"
@@ -27,34 +28,33 @@ static int send_preamble(void *sock, uint8_t cmd)
     return 0;
 }
 
-static int send_frame(void *sock, zmq_msg_t *frame, int copy, int flags)
+static void free_body(void *data, void *hint)
 {
-    zmq_msg_t dup;
-    int rc;
-
-    if (!copy) {
-        return zmq_msg_send(frame, sock, flags) < 0 ? errno : 0;
-    }
-    if (zmq_msg_init(&dup) != 0 || zmq_msg_copy(&dup, frame) != 0) {
-        return errno;
-    }
-    rc = zmq_msg_send(&dup, sock, flags) < 0 ? errno : 0;
-    if (rc != 0) {
-        (void)zmq_msg_close(&dup);
-    }
-    return rc;
+    (void)hint;
+    free(data);
 }
 
-int mzbp_wire_send_dispatch(void *sock, zmq_msg_t frames[MZBP_FRAME_COUNT], int copy)
+int mzbp_wire_send_batch(void *sock, uint8_t *body, size_t len)
 {
-    int rc = send_preamble(sock, MZB_CMD_DISPATCH);
+    zmq_msg_t frame;
+    int rc = send_preamble(sock, MZB_CMD_BATCH);
 
-    for (int i = 0; rc == 0 && i < MZBP_FRAME_COUNT; i++) {
-        int flags = ZMQ_DONTWAIT | (i + 1 < MZBP_FRAME_COUNT ? ZMQ_SNDMORE : 0);
-
-        rc = send_frame(sock, &frames[i], copy, flags);
+    if (rc != 0) {
+        free(body);
+        return rc;
     }
-    return rc;
+    /* The body goes without a copy; ZeroMQ frees it once it is written out. */
+    if (zmq_msg_init_data(&frame, body, len, free_body, NULL) != 0) {
+        rc = errno;
+        free(body);
+        return rc;
+    }
+    if (zmq_msg_send(&frame, sock, ZMQ_DONTWAIT) < 0) {
+        rc = errno;
+        (void)zmq_msg_close(&frame);
+        return rc;
+    }
+    return 0;
 }
 
 int mzbp_wire_send_heartbeat(void *sock, uint64_t instance, const char *json, size_t json_len)

@@ -9,19 +9,16 @@
 #include <stdint.h>
 #include <zmq.h>
 
-#include "unacked.h"
-
 /* The most frames any message the plugin accepts has. */
 #define MZBP_WIRE_MAX_FRAMES 4
 
 /*
- * Sends a DISPATCH: "MZB01", 0x01 and the three frames. With copy set the
- * frames stay as they are (zmq_msg_copy shares their data); without it they
- * are sent away and left empty. Returns 0, EAGAIN when the socket takes
- * nothing now (no bridge connected, or its queue is full; the frames are then
- * untouched), or another errno.
+ * Sends a BATCH: "MZB01", 0x03 and body (len bytes of records, mzb_batch.h).
+ * body is malloc'd and taken over in every case: ZeroMQ frees it after
+ * sending, or this call frees it. Returns 0, EAGAIN when the socket takes
+ * nothing now (no bridge connected, or its queue is full), or another errno.
  */
-int mzbp_wire_send_dispatch(void *sock, zmq_msg_t frames[MZBP_FRAME_COUNT], int copy);
+int mzbp_wire_send_batch(void *sock, uint8_t *body, size_t len);
 
 /* Sends a HEARTBEAT with the instance id and the JSON counters. Returns as above. */
 int mzbp_wire_send_heartbeat(void *sock, uint64_t instance, const char *json, size_t json_len);

@@ -1,6 +1,6 @@
 /*
  * The broker's thread: what happens to each PUBLISH. Nothing here blocks;
- * the only allocations are the ZeroMQ frames handed to the I/O thread.
+ * a routed publish is appended to the batch the I/O thread takes (handoff.h).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -298,22 +298,6 @@ static void set_route_meta(struct mzbp_ctx *ctx, struct publish *pub, const stru
     }
 }
 
-/* Encodes the metadata straight into the frame that travels to the I/O thread. */
-static int encode_meta(const struct mzb_meta *m, zmq_msg_t *frame)
-{
-    size_t size = mzb_meta_encoded_size(m);
-    size_t written = 0;
-
-    if (zmq_msg_init_size(frame, size) != 0) {
-        return errno;
-    }
-    if (mzb_meta_encode(m, zmq_msg_data(frame), size, &written) != MZB_META_OK || written != size) {
-        (void)zmq_msg_close(frame);
-        return EPROTO;
-    }
-    return 0;
-}
-
 static enum outcome note_handoff_failure(struct mzbp_ctx *ctx, const struct publish *pub,
                                          const struct mzb_route *route, int err)
 {
@@ -346,7 +330,6 @@ static enum outcome note_handoff_failure(struct mzbp_ctx *ctx, const struct publ
 static enum outcome dispatch_route(struct mzbp_ctx *ctx, struct publish *pub,
                                    const struct mzb_route *route)
 {
-    zmq_msg_t meta;
     int rc;
 
     if (route->mode == MZB_MODE_REQUEST && choose_reply_topic(ctx, pub, route) != 0) {
@@ -354,11 +337,8 @@ static enum outcome dispatch_route(struct mzbp_ctx *ctx, struct publish *pub,
     }
     set_route_meta(ctx, pub, route);
 
-    rc = encode_meta(&pub->meta, &meta);
-    if (rc == 0) {
-        rc = mzbp_io_feed(ctx->io, route->service, strlen(route->service), &meta, pub->ev->payload,
-                          pub->ev->payloadlen);
-    }
+    rc = mzbp_io_feed(ctx->io, route->service, strlen(route->service), &pub->meta, pub->ev->payload,
+                      pub->ev->payloadlen);
     if (rc != 0) {
         return note_handoff_failure(ctx, pub, route, rc);
     }

@@ -274,6 +274,8 @@ int mzbp_on_tick(int event, void *event_data, void *userdata)
 
     (void)event;
     (void)event_data;
+    /* First: the end of an event-loop pass is when a batch of dispatches goes. */
+    mzbp_io_tick(ctx->io);
     log_disconnects(ctx);
     log_bridge_state(ctx, now_ms);
     log_drops(ctx, now_ms);

@@ -36,32 +36,28 @@ struct mzbp_unacked {
     struct queue defer[DEFER_LEVELS];
 };
 
-struct mzbp_pending *mzbp_pending_new(uint64_t id)
+struct mzbp_pending *mzbp_pending_new(uint64_t id, const void *record, size_t record_len)
 {
-    struct mzbp_pending *p = calloc(1, sizeof(*p));
+    struct mzbp_pending *p = malloc(sizeof(*p) + record_len);
 
     if (p == NULL) {
         return NULL;
     }
+    memset(p, 0, sizeof(*p));
     p->id = id;
-    for (int i = 0; i < MZBP_FRAME_COUNT; i++) {
-        zmq_msg_init(&p->frames[i]);
+    p->record_len = record_len;
+    if (record_len > 0) {
+        memcpy(p->record, record, record_len);
     }
     return p;
 }
 
 void mzbp_pending_free(struct mzbp_pending **pp)
 {
-    struct mzbp_pending *p = pp ? *pp : NULL;
-
-    if (p == NULL) {
+    if (pp == NULL || *pp == NULL) {
         return;
     }
-    /* zmq_msg_close fails only on a message that was never initialised. */
-    for (int i = 0; i < MZBP_FRAME_COUNT; i++) {
-        (void)zmq_msg_close(&p->frames[i]);
-    }
-    free(p);
+    free(*pp);
     *pp = NULL;
 }
 

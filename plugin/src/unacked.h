@@ -22,15 +22,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <zmq.h>
-
-/* The frames of a DISPATCH after "MZB01" and the command byte. */
-enum mzbp_frame {
-    MZBP_FRAME_SERVICE = 0,
-    MZBP_FRAME_META = 1,
-    MZBP_FRAME_PAYLOAD = 2,
-    MZBP_FRAME_COUNT = 3,
-};
 
 /* The pause after the first RETRY of a message, and the longest pause (docs/protocol.md). */
 #define MZBP_RETRY_FIRST_MS 100u
@@ -53,15 +44,16 @@ struct mzbp_pending {
     struct mzbp_pending *next;
     struct mzbp_pending *qprev; /* the send queue or a deferral list, by state */
     struct mzbp_pending *qnext;
-    zmq_msg_t frames[MZBP_FRAME_COUNT];
+    size_t record_len;
+    uint8_t record[]; /* the dispatch as one BATCH record (mzb_batch.h) */
 };
 
 struct mzbp_unacked;
 
-/* Returns a new entry with id and empty frames, or NULL when out of memory. */
-struct mzbp_pending *mzbp_pending_new(uint64_t id);
+/* Returns a new entry with id and a copy of the record, or NULL when out of memory. */
+struct mzbp_pending *mzbp_pending_new(uint64_t id, const void *record, size_t record_len);
 
-/* Closes the entry's frames, frees it and sets *p to NULL. Accepts NULL. */
+/* Frees the entry and sets *p to NULL. Accepts NULL. */
 void mzbp_pending_free(struct mzbp_pending **p);
 
 /* Returns a table that holds at most max_entries (at least 1), or NULL when out of memory. */

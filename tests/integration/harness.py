@@ -27,6 +27,15 @@ MOSQUITTO = os.environ.get("MZB_MOSQUITTO", "/usr/sbin/mosquitto")
 _used_ports = set()
 
 
+def lines(path):
+    """The non-empty lines of a file a worker writes, stripped; [] before it exists."""
+    try:
+        with open(path) as f:
+            return [l.strip() for l in f if l.strip()]
+    except OSError:
+        return []
+
+
 def free_port():
     """A port on 127.0.0.1 that nothing listens on now, from a range tests share with nobody."""
     for _ in range(200):

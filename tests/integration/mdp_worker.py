@@ -1,8 +1,10 @@
 """A standalone Majordomo (MDP/0.1) worker process for tests that kill handlers.
 
-Usage: mdp_worker.py ENDPOINT SERVICE MODE [LOGFILE]
+Usage: mdp_worker.py ENDPOINT SERVICE MODE [LOGFILE [CREDIT]]
 MODE: echo (reply with the payload), hang (take requests, never answer).
 Each received request is appended to LOGFILE as one line: the payload as hex.
+With CREDIT, READY offers "credit=CREDIT" (docs/protocol.md section 3); without it the
+worker is a plain MDP/0.1 worker.
 """
 import sys
 import time
@@ -16,7 +18,10 @@ def main():
     s = zmq.Context.instance().socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
     s.connect(endpoint)
-    s.send_multipart([b"", b"MDPW01", b"\x01", service])
+    ready = [b"", b"MDPW01", b"\x01", service]
+    if len(sys.argv) > 5:
+        ready.append(b"credit=" + sys.argv[5].encode())
+    s.send_multipart(ready)
     next_hb = time.time() + 0.25
     while True:
         if s.poll(50):

@@ -6,7 +6,7 @@ import time
 
 import zmq
 
-from harness import Stack, StackTest, request_props, user_props, wait_for, main
+from harness import Stack, StackTest, lines, request_props, user_props, wait_for, main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -15,12 +15,16 @@ def echo(payload, meta):
     return [payload]
 
 
-def lines(path):
-    try:
-        with open(path) as f:
-            return [l.strip() for l in f if l.strip()]
-    except OSError:
-        return []
+def batch_record(service, meta, payload):
+    """One record of a BATCH body (docs/protocol.md, section 1)."""
+    return (bytes([len(service)]) + service + len(meta).to_bytes(4, "big") + meta
+            + len(payload).to_bytes(4, "big") + payload)
+
+
+def meta_qos1(msg_id, topic=b"t/x"):
+    """A metadata frame of a QoS 1 event from a v5 client (docs/protocol.md, section 2)."""
+    header = bytes([1, 0, 1, 0, 5, 1, 0, 0]) + msg_id.to_bytes(8, "big") + bytes(4)
+    return header + b"\x01" + len(topic).to_bytes(4, "big") + topic
 
 
 class KilledHandler(StackTest):
@@ -226,6 +230,41 @@ class BadFrames(StackTest):
         self.assertEqual(c.wait_count(1), 1)
         p.close()
         h.close()
+
+    def test_batch_records_are_read_one_by_one(self):
+        """A BATCH is parsed record by record: what it can read, it answers; the rest is counted."""
+        ctx = zmq.Context.instance()
+        p = ctx.socket(zmq.DEALER)
+        p.setsockopt(zmq.LINGER, 0)
+        p.connect(self.stack.config["bridge"]["plugin_endpoint"])
+        before = self.stack.stats()["malformed"]
+        # Whole BATCH messages that cannot be read: wrong frame count, cut records.
+        bad = [[b"MZB01", b"\x03"], [b"MZB01", b"\x03", b"a", b"b"],
+               [b"MZB01", b"\x03", b"\x00"], [b"MZB01", b"\x03", b"\x05svc"],
+               [b"MZB01", b"\x03", batch_record(b"svc", b"m", b"p")[:-1]]]
+        for frames in bad:
+            p.send_multipart(frames)
+        # Three QoS 1 records the bridge reads but does not queue: an unknown service, a
+        # metadata frame with a good header but a field running past its end, and another
+        # unknown service. Each is acknowledged, so a plugin would not hold it for ever.
+        ids = [0x0A0B0C0000000001, 0x0A0B0C0000000002, 0x0A0B0C0000000003]
+        body = (batch_record(b"nosuch", meta_qos1(ids[0]), b"x")
+                + batch_record(b"echo", meta_qos1(ids[1])[:20] + b"\x01\x00\x00\x00\x09ab", b"")
+                + batch_record(b"nosuch", meta_qos1(ids[2]), b""))
+        p.send_multipart([b"MZB01", b"\x03", body])
+        acked = []
+        deadline = time.time() + 5
+        while len(acked) < 3 and time.time() < deadline:
+            if p.poll(200):
+                frames = p.recv_multipart()
+                if frames[:2] == [b"MZB01", b"\x11"]:
+                    acked += [int.from_bytes(frames[2][i:i + 8], "big")
+                              for i in range(0, len(frames[2]), 8)]
+        self.assertEqual(sorted(acked), ids)
+        stats = self.stack.stats()
+        self.assertGreaterEqual(stats["malformed"] - before, len(bad) + 1)
+        self.assertTrue(self.stack.bridge.alive())
+        p.close()
 
     def test_sighup_during_traffic(self):
         self.stack.start_echo("echo")

@@ -15,8 +15,14 @@
  * One handle belongs to one thread: no function here is thread-safe except
  * mzb_handler_interrupt. Heartbeats go out only while the thread is inside
  * mzb_handler_recv, so a request must be answered within heartbeat_ms *
- * liveness, or the bridge takes the handler for dead and gives the request to
- * another one.
+ * liveness, or the handler takes the bridge for gone and reconnects.
+ *
+ * Credit: the handler tells the bridge in READY how many requests it may be
+ * sent before it answers any (options.credit, 16 by default). The bridge then
+ * keeps up to that many waiting at the handler, so the next one is there as
+ * soon as an answer leaves; mzb_handler_recv hands them out one by one, in
+ * the order they came, without polling while any waits. Requests may be
+ * answered in any order. A credit of 1 is plain MDP: one request at a time.
  *
  * Strings handed out by the request accessors are pointer and length, not
  * NUL-terminated, and binary-safe; print them with "%.*s".
@@ -33,6 +39,8 @@
 #define MZB_HANDLER_DEFAULT_LIVENESS 4
 #define MZB_HANDLER_DEFAULT_RECONNECT_MS 1000
 #define MZB_HANDLER_DEFAULT_DEDUP_SIZE 4096
+#define MZB_HANDLER_DEFAULT_CREDIT 16
+#define MZB_HANDLER_MAX_CREDIT 1000 /* the most the bridge accepts */
 
 enum mzb_handler_err {
     MZB_HANDLER_OK = 0,
@@ -54,6 +62,8 @@ struct mzb_handler_options {
     uint32_t liveness;     /* heartbeats missed before the bridge is taken for gone (4) */
     uint32_t reconnect_ms; /* least time between two reconnects (1000) */
     uint32_t dedup_size;   /* finished event ids remembered to drop resends (4096) */
+    uint32_t credit;       /* requests the bridge may send before waiting for an answer (16);
+                              1 to MZB_HANDLER_MAX_CREDIT, 1 for plain MDP behaviour */
     void *zmq_context;     /* a ZeroMQ context to share, or NULL for one of the handle's own;
                               a shared one must outlive the handle */
 };
@@ -65,7 +75,8 @@ struct mzb_request;
  * Connects to opts->endpoint and announces opts->service (READY). The bridge
  * need not be up yet: ZeroMQ connects when it appears. Returns a new handle
  * the caller frees with mzb_handler_destroy, or NULL after logging why (bad
- * options, a malformed endpoint, out of memory). opts is copied. Does not block.
+ * options such as a credit above MZB_HANDLER_MAX_CREDIT, a malformed endpoint, out
+ * of memory). opts is copied. Does not block.
  */
 struct mzb_handler *mzb_handler_new(const struct mzb_handler_options *opts);
 
@@ -120,9 +131,9 @@ int mzb_handler_done(struct mzb_handler *h, struct mzb_request *req);
 void mzb_handler_interrupt(struct mzb_handler *h);
 
 /*
- * Frees req without answering it. The bridge keeps this handler busy with it
- * until the handler reconnects or leaves, so use it only on the way out.
- * Accepts NULL.
+ * Frees req without answering it. The bridge counts it against this
+ * handler's credit until the handler reconnects or leaves, so use it only on
+ * the way out. Accepts NULL.
  */
 void mzb_request_free(struct mzb_request *req);
 

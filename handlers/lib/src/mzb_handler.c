@@ -19,6 +19,12 @@
 /* recv_once's "nothing for the caller yet, go round again". */
 #define AGAIN (-1)
 
+/* read_message's "nothing is waiting on the socket". */
+#define EMPTY (-2)
+
+/* The READY frame that offers credit: "credit=" and up to four digits. */
+#define CREDIT_FRAME_MAX 16
+
 /* At most one line per this many ms about dropped messages. */
 #define DROP_LOG_INTERVAL_MS 5000
 
@@ -34,6 +40,7 @@ struct mzb_handler {
     uint32_t heartbeat_ms;
     uint32_t liveness;
     uint32_t reconnect_ms;
+    uint32_t credit;
 
     /* Bumped whenever a socket closes, so a reply never goes to a bridge that lacks its request. */
     uint64_t generation;
@@ -130,9 +137,18 @@ static int open_socket(struct mzb_handler *h)
     return MZB_HANDLER_OK;
 }
 
+/* READY names the service and, unless the credit is 1 (plain MDP), offers the credit. */
+static int send_ready(struct mzb_handler *h)
+{
+    char credit[CREDIT_FRAME_MAX];
+    struct mzbh_part parts[2] = {{h->service, strlen(h->service)}, {credit, 0}};
+
+    parts[1].len = (size_t)snprintf(credit, sizeof(credit), "credit=%" PRIu32, h->credit);
+    return send_command(h, MDP_READY, parts, h->credit > 1 ? 2 : 1);
+}
+
 static int connect_bridge(struct mzb_handler *h)
 {
-    struct mzbh_part service = {h->service, strlen(h->service)};
     uint64_t now = mzb_now_ms();
     int rc = open_socket(h);
 
@@ -143,8 +159,9 @@ static int connect_bridge(struct mzb_handler *h)
     h->connected_ms = now;
     h->last_rx_ms = now;
     h->next_heartbeat_ms = now + h->heartbeat_ms;
-    mzb_log(MZB_LOG_DEBUG, "service %s: connecting to %s", h->service, h->endpoint);
-    return send_command(h, MDP_READY, &service, 1);
+    mzb_log(MZB_LOG_DEBUG, "service %s: connecting to %s with credit %" PRIu32, h->service,
+            h->endpoint, h->credit);
+    return send_ready(h);
 }
 
 static void close_socket(struct mzb_handler *h)
@@ -181,6 +198,7 @@ static int copy_options(struct mzb_handler *h, const struct mzb_handler_options 
     h->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : MZB_HANDLER_DEFAULT_HEARTBEAT_MS;
     h->liveness = opts->liveness ? opts->liveness : MZB_HANDLER_DEFAULT_LIVENESS;
     h->reconnect_ms = opts->reconnect_ms ? opts->reconnect_ms : MZB_HANDLER_DEFAULT_RECONNECT_MS;
+    h->credit = opts->credit ? opts->credit : MZB_HANDLER_DEFAULT_CREDIT;
     h->dedup = mzbh_dedup_new(opts->dedup_size ? opts->dedup_size : MZB_HANDLER_DEFAULT_DEDUP_SIZE);
     return h->dedup ? MZB_HANDLER_OK : MZB_HANDLER_E_NOMEM;
 }
@@ -193,6 +211,12 @@ static int valid_options(const struct mzb_handler_options *opts)
     }
     if (!opts->service || !opts->service[0]) {
         mzb_log(MZB_LOG_ERROR, "handler for %s: no service name given", opts->endpoint);
+        return 0;
+    }
+    if (opts->credit > MZB_HANDLER_MAX_CREDIT) {
+        mzb_log(MZB_LOG_ERROR,
+                "service %s: credit %" PRIu32 " is above %d, the most the bridge accepts",
+                opts->service, opts->credit, MZB_HANDLER_MAX_CREDIT);
         return 0;
     }
     return 1;
@@ -486,7 +510,7 @@ static int read_message(struct mzb_handler *h, struct mzb_request **out)
 
     if (mzbh_msg_recv(h->sock, &m) != 0) {
         if (errno == EAGAIN) {
-            return AGAIN;
+            return EMPTY;
         }
         if (errno == EINTR) {
             return MZB_HANDLER_E_INTERRUPTED;
@@ -538,13 +562,26 @@ static long wait_time(const struct mzb_handler *h, uint64_t deadline)
     return until - now > INT_MAX ? INT_MAX : (long)(until - now);
 }
 
-/* One wait and at most one message; AGAIN when the caller should go round again. */
+/*
+ * At most one message; AGAIN when the caller should go round again. A message
+ * already waiting (with credit the bridge sends several) is read without
+ * polling first; only an empty socket makes it wait.
+ */
 static int recv_once(struct mzb_handler *h, struct mzb_request **out, uint64_t deadline)
 {
-    int rc = wait_readable(h, wait_time(h, deadline));
+    int rc = h->sock ? read_message(h, out) : EMPTY;
 
+    if (rc != EMPTY) {
+        return rc;
+    }
+    if (mzb_now_ms() >= deadline) {
+        return MZB_HANDLER_E_TIMEOUT;
+    }
+
+    rc = wait_readable(h, wait_time(h, deadline));
     if (rc == MZB_HANDLER_OK) {
-        return read_message(h, out);
+        rc = read_message(h, out);
+        return rc == EMPTY ? AGAIN : rc;
     }
     if (rc == AGAIN && mzb_now_ms() >= deadline) {
         return MZB_HANDLER_E_TIMEOUT;

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,39 +109,266 @@ static void service_names(void **state)
     assert_int_equal(reg->service_count, 1);
 }
 
-static void idle_handlers_least_recently_used_first(void **state)
+/* Frees every request a removed handler gave back. */
+static void free_all(struct brg_registry *reg, struct brg_link *taken)
+{
+    struct brg_link *l;
+
+    while ((l = brg_list_pop_front(taken)) != NULL) {
+        brg_request_free(reg, brg_container_of(l, struct brg_request, link));
+    }
+}
+
+/* Takes svc's next request for the handler the registry picks; returns that handler. */
+static struct brg_handler *dispatch_one(struct brg_service *svc)
+{
+    struct brg_handler *h = brg_service_pick(svc);
+    struct brg_request *r;
+
+    assert_non_null(h);
+    r = brg_service_dequeue(svc);
+    assert_non_null(r);
+    brg_request_assign(r, h);
+    return h;
+}
+
+/* Queues count events at svc. */
+static void queue_events(struct brg_registry *reg, struct brg_service *svc, int count)
+{
+    for (int i = 0; i < count; i++) {
+        brg_request_enqueue(new_request(reg, svc, MZB_MODE_EVENT, 1, 0, 0), 0);
+    }
+}
+
+/* Frees the oldest request h holds, as a REPLY for it would. */
+static void answer_oldest(struct brg_registry *reg, struct brg_handler *h)
+{
+    assert_false(brg_list_empty(&h->held));
+    brg_request_free(reg, brg_container_of(h->held.next, struct brg_request, link));
+}
+
+static void plain_handlers_least_recently_used_first(void **state)
 {
     struct brg_registry *reg = *state;
     struct brg_service *svc = brg_service_get(reg, "echo", 4);
-    struct brg_handler *h1 = brg_handler_add(reg, svc, "h1", 2, NOW + 4000);
-    struct brg_handler *h2 = brg_handler_add(reg, svc, "h2", 2, NOW + 4000);
-    struct brg_handler *h3 = brg_handler_add(reg, svc, "h3", 2, NOW + 4000);
+    struct brg_handler *h1 = brg_handler_add(reg, svc, "h1", 2, 1, NOW + 4000);
+    struct brg_handler *h2 = brg_handler_add(reg, svc, "h2", 2, 1, NOW + 4000);
+    struct brg_handler *h3 = brg_handler_add(reg, svc, "h3", 2, 1, NOW + 4000);
+    struct brg_link taken;
 
     assert_non_null(h1);
     assert_non_null(h2);
     assert_non_null(h3);
     assert_int_equal(svc->handler_count, 3);
     assert_int_equal(svc->idle_count, 3);
+    assert_int_equal(svc->ready_count, 3);
+    assert_int_equal(svc->credit, 3);
     assert_ptr_equal(brg_handler_find(reg, "h2", 2), h2);
 
-    assert_ptr_equal(brg_service_next_idle(svc), h1);
-    assert_ptr_equal(brg_service_next_idle(svc), h2);
-    brg_handler_set_idle(h1);
-    brg_handler_set_idle(h1); /* already idle: no second entry */
+    queue_events(reg, svc, 4);
+    assert_ptr_equal(dispatch_one(svc), h1);
+    assert_ptr_equal(dispatch_one(svc), h2);
+    answer_oldest(reg, h1); /* h1 is free again, after h3 */
     assert_int_equal(svc->idle_count, 2);
-    assert_ptr_equal(brg_service_next_idle(svc), h3);
-    assert_ptr_equal(brg_service_next_idle(svc), h1);
-    assert_null(brg_service_next_idle(svc));
+    assert_ptr_equal(dispatch_one(svc), h3);
+    assert_ptr_equal(dispatch_one(svc), h1);
+    assert_null(brg_service_pick(svc));
     assert_int_equal(svc->idle_count, 0);
+    assert_int_equal(svc->ready_count, 0);
+    assert_int_equal(svc->in_flight, 3);
 
-    /* Removing a handler that is not idle leaves the idle FIFO alone. */
-    assert_null(brg_handler_remove(reg, h2));
+    /* Removing a busy handler leaves the ready heap alone and hands back its request. */
+    brg_list_init(&taken);
+    brg_handler_remove(reg, h2, &taken);
     assert_int_equal(svc->handler_count, 2);
     assert_null(brg_handler_find(reg, "h2", 2));
-    brg_handler_set_idle(h3);
-    assert_null(brg_handler_remove(reg, h3));
+    assert_int_equal(svc->in_flight, 2);
+    assert_int_equal(svc->ready_count, 0);
+    brg_request_free(reg, brg_container_of(brg_list_pop_front(&taken), struct brg_request, link));
+    assert_true(brg_list_empty(&taken));
+    answer_oldest(reg, h3);
+    assert_ptr_equal(brg_service_pick(svc), h3);
+    brg_handler_remove(reg, h3, &taken);
+    assert_true(brg_list_empty(&taken));
+    assert_int_equal(svc->ready_count, 0);
     assert_int_equal(svc->idle_count, 0);
     assert_int_equal(reg->handler_count, 1);
+    assert_int_equal(svc->credit, 1);
+}
+
+static void credit_lets_a_handler_hold_several(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_handler *h = brg_handler_add(reg, svc, "h", 1, 4, NOW + 4000);
+
+    queue_events(reg, svc, 6);
+    for (int i = 0; i < 4; i++) {
+        assert_ptr_equal(dispatch_one(svc), h);
+    }
+    assert_int_equal(h->in_flight, 4);
+    assert_null(brg_service_pick(svc));
+    assert_int_equal(svc->queued, 2);
+    assert_int_equal(svc->idle_count, 0);
+
+    /* One answer frees one unit of credit. */
+    answer_oldest(reg, h);
+    assert_ptr_equal(dispatch_one(svc), h);
+    assert_null(brg_service_pick(svc));
+    while (!brg_list_empty(&h->held)) {
+        answer_oldest(reg, h);
+    }
+    assert_int_equal(h->in_flight, 0);
+    assert_int_equal(svc->in_flight, 0);
+    assert_int_equal(svc->idle_count, 1);
+    assert_ptr_equal(brg_service_pick(svc), h);
+}
+
+static void fewest_in_flight_first_so_load_is_shared(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_handler *fast = brg_handler_add(reg, svc, "f", 1, 8, NOW + 4000);
+    struct brg_handler *slow = brg_handler_add(reg, svc, "s", 1, 8, NOW + 4000);
+    int to_fast = 0;
+
+    /* Two free handlers take turns. */
+    queue_events(reg, svc, 40);
+    assert_ptr_equal(dispatch_one(svc), fast);
+    assert_ptr_equal(dispatch_one(svc), slow);
+    assert_ptr_equal(dispatch_one(svc), fast);
+    assert_ptr_equal(dispatch_one(svc), slow);
+
+    /* One that answers gets the work; the one that sits on its requests gets no more. */
+    for (int i = 0; i < 30; i++) {
+        struct brg_handler *h;
+
+        answer_oldest(reg, fast);
+        h = dispatch_one(svc);
+        to_fast += h == fast;
+    }
+    assert_int_equal(to_fast, 30);
+    assert_int_equal(slow->in_flight, 2);
+    assert_int_equal(fast->in_flight, 2);
+}
+
+static void held_requests_are_found_by_key_in_any_order(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_handler *h = brg_handler_add(reg, svc, "h", 1, 3, NOW + 4000);
+    struct brg_handler *other = brg_handler_add(reg, svc, "o", 1, 3, NOW + 4000);
+    struct brg_request *r[3];
+    uint64_t gone;
+
+    for (int i = 0; i < 3; i++) {
+        r[i] = new_request(reg, svc, MZB_MODE_EVENT, 1, 0, 0);
+        brg_request_assign(r[i], h);
+    }
+    assert_ptr_equal(brg_handler_find_request(h, r[2]->key), r[2]);
+    assert_ptr_equal(brg_handler_find_request(h, r[0]->key), r[0]);
+    assert_null(brg_handler_find_request(other, r[1]->key));
+    assert_null(brg_handler_find_request(h, r[2]->key + 100));
+
+    gone = r[1]->key;
+    brg_request_free(reg, r[1]);
+    assert_null(brg_handler_find_request(h, gone));
+    assert_ptr_equal(brg_handler_find_request(h, r[2]->key), r[2]);
+    assert_int_equal(h->in_flight, 2);
+    assert_ptr_equal(brg_service_pick(svc), other);
+}
+
+static void removed_handler_gives_back_every_request_oldest_first(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_handler *h = brg_handler_add(reg, svc, "h", 1, 8, NOW + 4000);
+    struct brg_request *r[5];
+    struct brg_link taken;
+    struct brg_link *l;
+    int i = 0;
+
+    for (int k = 0; k < 5; k++) {
+        r[k] = new_request(reg, svc, MZB_MODE_REQUEST, 1, (uint64_t)k + 1, 2000);
+        brg_request_assign(r[k], h);
+    }
+    brg_request_mark_late(reg, r[2]);
+    assert_int_equal(svc->in_flight, 5);
+
+    brg_list_init(&taken);
+    brg_handler_remove(reg, h, &taken);
+    assert_int_equal(svc->in_flight, 0);
+    assert_int_equal(svc->handler_count, 0);
+    assert_int_equal(svc->ready_count, 0);
+    assert_int_equal(svc->idle_count, 0);
+    assert_int_equal(svc->credit, 0);
+    while ((l = brg_list_pop_front(&taken)) != NULL) {
+        struct brg_request *got = brg_container_of(l, struct brg_request, link);
+
+        assert_ptr_equal(got, r[i]);
+        assert_null(got->handler);
+        assert_int_equal(got->state, i == 2 ? BRG_REQ_LATE : BRG_REQ_DETACHED);
+        brg_request_free(reg, got);
+        i++;
+    }
+    assert_int_equal(i, 5);
+    assert_int_equal(reg->request_count, 0);
+}
+
+/* The handler with the least (in_flight, stamp) that has free credit, found the slow way. */
+static struct brg_handler *slow_pick(struct brg_service *svc)
+{
+    struct brg_handler *best = NULL;
+
+    for (struct brg_link *l = svc->handlers.next; l != &svc->handlers; l = l->next) {
+        struct brg_handler *h = brg_container_of(l, struct brg_handler, service_link);
+
+        if (h->in_flight >= h->credit) {
+            continue;
+        }
+        if (!best || h->in_flight < best->in_flight ||
+            (h->in_flight == best->in_flight && h->stamp < best->stamp)) {
+            best = h;
+        }
+    }
+    return best;
+}
+
+/* Random assignments, answers, joins and leaves: the heap always agrees with a full scan. */
+static void pick_agrees_with_a_full_scan(void **state)
+{
+    struct brg_registry *reg = *state;
+    struct brg_service *svc = brg_service_get(reg, "echo", 4);
+    struct brg_handler *hs[40] = {0};
+    unsigned seed = 12345;
+    char id[8];
+
+    for (int step = 0; step < 20000; step++) {
+        int i;
+        int op;
+
+        seed = seed * 1103515245u + 12345u;
+        i = (int)((seed >> 8) % 40);
+        op = (int)((seed >> 20) % 10);
+        if (!hs[i]) {
+            snprintf(id, sizeof(id), "h%d", i);
+            hs[i] = brg_handler_add(reg, svc, id, strlen(id), (size_t)(seed >> 4) % 5 + 1, NOW);
+            assert_non_null(hs[i]);
+        } else if (op == 0) {
+            struct brg_link taken;
+
+            brg_list_init(&taken);
+            brg_handler_remove(reg, hs[i], &taken);
+            free_all(reg, &taken);
+            hs[i] = NULL;
+        } else if (op < 5 && !brg_list_empty(&hs[i]->held)) {
+            answer_oldest(reg, hs[i]);
+        } else if (brg_service_pick(svc)) {
+            brg_request_assign(new_request(reg, svc, MZB_MODE_EVENT, 0, 0, 0),
+                               brg_service_pick(svc));
+        }
+        assert_ptr_equal(brg_service_pick(svc), slow_pick(svc));
+    }
 }
 
 static void queue_is_fifo_and_bounded(void **state)
@@ -253,21 +481,22 @@ static void assigned_request_comes_back_when_handler_is_removed(void **state)
 {
     struct brg_registry *reg = *state;
     struct brg_service *svc = brg_service_get(reg, "echo", 4);
-    struct brg_handler *h = brg_handler_add(reg, svc, "h1", 2, NOW + 4000);
+    struct brg_handler *h = brg_handler_add(reg, svc, "h1", 2, 1, NOW + 4000);
     struct brg_request *r = new_request(reg, svc, MZB_MODE_REQUEST, 1, 7, 2000);
-    struct brg_handler *idle;
+    struct brg_link taken;
 
     brg_request_enqueue(r, 0);
-    idle = brg_service_next_idle(svc);
-    assert_ptr_equal(idle, h);
+    assert_ptr_equal(brg_service_pick(svc), h);
     assert_ptr_equal(brg_service_dequeue(svc), r);
     brg_request_assign(r, h);
     assert_int_equal(r->state, BRG_REQ_INFLIGHT);
     assert_int_equal(svc->in_flight, 1);
-    brg_handler_set_idle(h); /* busy: refused */
     assert_int_equal(svc->idle_count, 0);
+    assert_null(brg_service_pick(svc));
 
-    assert_ptr_equal(brg_handler_remove(reg, h), r);
+    brg_list_init(&taken);
+    brg_handler_remove(reg, h, &taken);
+    assert_ptr_equal(brg_list_pop_front(&taken), &r->link);
     assert_int_equal(r->state, BRG_REQ_DETACHED);
     assert_null(r->handler);
     assert_int_equal(svc->in_flight, 0);
@@ -279,16 +508,17 @@ static void freeing_an_assigned_request_frees_its_handler(void **state)
 {
     struct brg_registry *reg = *state;
     struct brg_service *svc = brg_service_get(reg, "echo", 4);
-    struct brg_handler *h = brg_handler_add(reg, svc, "h1", 2, NOW + 4000);
+    struct brg_handler *h = brg_handler_add(reg, svc, "h1", 2, 1, NOW + 4000);
     struct brg_request *r = new_request(reg, svc, MZB_MODE_EVENT, 1, 7, 0);
 
-    assert_ptr_equal(brg_service_next_idle(svc), h);
+    assert_ptr_equal(brg_service_pick(svc), h);
     brg_request_assign(r, h);
     brg_request_free(reg, r);
-    assert_null(h->current);
+    assert_true(brg_list_empty(&h->held));
+    assert_int_equal(h->in_flight, 0);
     assert_int_equal(svc->in_flight, 0);
-    brg_handler_set_idle(h);
     assert_int_equal(svc->idle_count, 1);
+    assert_ptr_equal(brg_service_pick(svc), h);
 }
 
 static void lost_actions(void **state)
@@ -380,7 +610,7 @@ static void collect_keeps_configured_and_busy_services(void **state)
     assert_true(conf->configured);
     assert_int_equal(reg->unconfigured_count, 3);
     (void)empty;
-    assert_non_null(brg_handler_add(reg, with_handler, "x", 1, NOW));
+    assert_non_null(brg_handler_add(reg, with_handler, "x", 1, 1, NOW));
     brg_request_enqueue(r, 0);
 
     assert_int_equal(brg_registry_collect(reg), 1);
@@ -479,7 +709,7 @@ static void admission_by_origin_mode_and_qos(void **state)
                      BRG_ADMIT_QUEUE);
 
     brg_request_enqueue(r, 0);
-    assert_non_null(brg_handler_add(reg, svc, "h1", 2, NOW));
+    assert_non_null(brg_handler_add(reg, svc, "h1", 2, 1, NOW));
     assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_PLUGIN, MZB_MODE_REQUEST, 1, 1),
                      BRG_ADMIT_OVERLOADED);
     assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_PLUGIN, MZB_MODE_REQUEST, 0, 1),
@@ -500,17 +730,20 @@ static void request_taken_back_goes_first_past_the_bound(void **state)
 {
     struct brg_registry *reg = *state;
     struct brg_service *svc = brg_service_get(reg, "echo", 4);
-    struct brg_handler *h = brg_handler_add(reg, svc, "h1", 2, NOW);
+    struct brg_handler *h = brg_handler_add(reg, svc, "h1", 2, 1, NOW);
     struct brg_request *held = new_request(reg, svc, MZB_MODE_EVENT, 1, 1, 0);
     struct brg_request *waiting = new_request(reg, svc, MZB_MODE_EVENT, 1, 2, 0);
+    struct brg_link taken;
 
-    assert_ptr_equal(brg_service_next_idle(svc), h);
+    assert_ptr_equal(brg_service_pick(svc), h);
     brg_request_assign(held, h);
     brg_request_enqueue(waiting, 0);
     assert_int_equal(brg_service_admit(svc, BRG_ORIGIN_PLUGIN, MZB_MODE_EVENT, 1, 1),
                      BRG_ADMIT_RETRY);
 
-    assert_ptr_equal(brg_handler_remove(reg, h), held);
+    brg_list_init(&taken);
+    brg_handler_remove(reg, h, &taken);
+    assert_ptr_equal(brg_list_pop_front(&taken), &held->link);
     assert_int_equal(brg_request_lost_action(held, NOW), BRG_LOST_REQUEUE);
     brg_request_enqueue(held, 1);
     assert_int_equal(svc->queued, 2);
@@ -524,22 +757,25 @@ static void busy_handler_never_expires_by_silence(void **state)
 {
     struct brg_registry *reg = *state;
     struct brg_service *svc = brg_service_get(reg, "echo", 4);
-    struct brg_handler *h = brg_handler_add(reg, svc, "h1", 2, NOW + 4000);
+    struct brg_handler *h = brg_handler_add(reg, svc, "h1", 2, 4, NOW + 4000);
     struct brg_request *r = new_request(reg, svc, MZB_MODE_EVENT, 1, 1, 0);
+    struct brg_request *s = new_request(reg, svc, MZB_MODE_EVENT, 1, 2, 0);
 
     assert_false(brg_handler_expired(h, NOW + 4000));
     assert_true(brg_handler_expired(h, NOW + 4001));
 
     /* Given a job just before its expiry, it may stay silent as long as the job takes. */
     brg_handler_refresh(h, NOW, 4000);
-    assert_ptr_equal(brg_service_next_idle(svc), h);
+    assert_ptr_equal(brg_service_pick(svc), h);
     brg_request_assign(r, h);
+    brg_request_assign(s, h);
     assert_false(brg_handler_expired(h, NOW + 4001));
     assert_false(brg_handler_expired(h, NOW + 600000));
 
-    /* Back to idle: its clock starts again from then. */
+    /* While it holds any request, silence is allowed; once it holds none, its clock restarts. */
     brg_request_free(reg, r);
-    brg_handler_set_idle(h);
+    assert_false(brg_handler_expired(h, NOW + 600000));
+    brg_request_free(reg, s);
     brg_handler_refresh(h, NOW + 600000, 4000);
     assert_false(brg_handler_expired(h, NOW + 604000));
     assert_true(brg_handler_expired(h, NOW + 604001));
@@ -549,7 +785,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(service_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(idle_handlers_least_recently_used_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(plain_handlers_least_recently_used_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(credit_lets_a_handler_hold_several, setup, teardown),
+        cmocka_unit_test_setup_teardown(fewest_in_flight_first_so_load_is_shared, setup, teardown),
+        cmocka_unit_test_setup_teardown(held_requests_are_found_by_key_in_any_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(removed_handler_gives_back_every_request_oldest_first,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(pick_agrees_with_a_full_scan, setup, teardown),
         cmocka_unit_test_setup_teardown(queue_is_fifo_and_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(request_keeps_its_own_copies, setup, teardown),
         cmocka_unit_test_setup_teardown(small_payload_is_copied_large_one_moved, setup, teardown),

@@ -197,6 +197,39 @@ static void test_bad_arguments_exit_2(void **state)
     assert_true(log_contains(fx, "database file (-d)"));
 }
 
+static void test_bad_credit_exits_2(void **state)
+{
+    struct fixture *fx = *state;
+    char *credit_zero[] = {MZB_ECHO, "-e", "ipc:///tmp/x", "-s", "a", "--credit", "0", NULL};
+    char *credit_big[] = {MZB_ECHO, "-e", "ipc:///tmp/x", "-s", "a", "--credit", "1001", NULL};
+    char *credit_text[] = {MZB_ECHO, "-e", "ipc:///tmp/x", "-s", "a", "--credit=4x", NULL};
+    char *credit_sign[] = {MZB_ECHO, "-e", "ipc:///tmp/x", "-s", "a", "--credit", "-3", NULL};
+    char *credit_none[] = {MZB_ECHO, "-e", "ipc:///tmp/x", "-s", "a", "--credit", NULL};
+
+    assert_int_equal(run(fx, credit_zero), 2);
+    assert_true(log_contains(fx, "--credit needs a whole number from 1 to 1000, not \"0\""));
+    assert_int_equal(run(fx, credit_big), 2);
+    assert_true(log_contains(fx, "not \"1001\""));
+    assert_int_equal(run(fx, credit_text), 2);
+    assert_true(log_contains(fx, "not \"4x\""));
+    assert_int_equal(run(fx, credit_sign), 2);
+    assert_true(log_contains(fx, "not \"-3\""));
+    assert_int_equal(run(fx, credit_none), 2);
+    assert_true(log_contains(fx, "option --credit needs a value"));
+}
+
+static void test_credit_option_reaches_ready(void **state)
+{
+    struct fixture *fx = *state;
+    char *argv[] = {MZB_ECHO, "-e", fx->fb.endpoint, "-s", "echo", "--credit", "4", NULL};
+
+    start_serving(fx, argv);
+    assert_int_equal(fx->ready.count, 6);
+    assert_int_equal(fx->ready.len[5], strlen("credit=4"));
+    assert_memory_equal(fx->ready.data[5], "credit=4", fx->ready.len[5]);
+    stop_with(fx, SIGTERM);
+}
+
 static void test_help_exits_0(void **state)
 {
     struct fixture *fx = *state;
@@ -423,7 +456,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_bad_arguments_exit_2),
+        T(test_bad_credit_exits_2),
         T(test_help_exits_0),
+        T(test_credit_option_reaches_ready),
         T(test_bad_config_exits_1),
         T(test_echo_answers_and_stops_on_sigterm),
         T(test_echo_reads_its_endpoint_from_the_config),

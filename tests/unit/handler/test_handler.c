@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -179,14 +180,47 @@ static void expect_new_connection(struct fixture *fx)
     fb_msg_free(&again);
 }
 
-static void test_ready_names_the_service(void **state)
+static void test_ready_names_the_service_and_offers_credit(void **state)
 {
     struct fixture *fx = *state;
 
-    assert_int_equal(fx->ready.count, 5);
+    assert_int_equal(fx->ready.count, 6);
     assert_int_equal(fb_command(&fx->ready), MDP_READY);
     assert_int_equal(fx->ready.len[4], strlen(SERVICE));
     assert_memory_equal(fx->ready.data[4], SERVICE, strlen(SERVICE));
+    assert_text((const char *)fx->ready.data[5], fx->ready.len[5], "credit=16");
+}
+
+static void test_credit_one_is_plain_mdp(void **state)
+{
+    struct fixture *fx = *state;
+    struct mzb_handler_options opts = test_options(fx);
+
+    mzb_handler_destroy(&fx->h);
+    fb_msg_free(&fx->ready);
+    opts.credit = 1;
+    assert_int_equal(connect_handler(fx, &opts), 0);
+    assert_int_equal(fx->ready.count, 5);
+
+    mzb_handler_destroy(&fx->h);
+    fb_msg_free(&fx->ready);
+    opts.credit = 1000;
+    assert_int_equal(connect_handler(fx, &opts), 0);
+    assert_int_equal(fx->ready.count, 6);
+    assert_text((const char *)fx->ready.data[5], fx->ready.len[5], "credit=1000");
+}
+
+static void test_credit_is_offered_again_on_reconnect(void **state)
+{
+    struct fixture *fx = *state;
+    struct fb_msg again;
+
+    assert_int_equal(
+        fb_send_command(&fx->fb, fx->ready.data[0], fx->ready.len[0], MDP_DISCONNECT, NULL, 0), 0);
+    assert_int_equal(pump_until(fx, MDP_READY, &again, WAIT_MS), 0);
+    assert_int_equal(again.count, 6);
+    assert_text((const char *)again.data[5], again.len[5], "credit=16");
+    fb_msg_free(&again);
 }
 
 static struct mzb_bytes b(const char *s)
@@ -285,6 +319,35 @@ static void check_v5_properties(const struct mzb_request *req)
     assert_text(value, value_len, "");
     assert_int_equal(mzb_request_user_property(req, 2, &key, NULL, NULL, NULL),
                      MZB_HANDLER_E_INVALID);
+}
+
+/* With credit the bridge sends several at once: each comes out, in order, and is answered. */
+static void test_waiting_requests_come_out_in_order(void **state)
+{
+    struct fixture *fx = *state;
+    struct mzb_request *req[5];
+    const char *payload;
+    char want[8];
+    size_t len;
+
+    for (uint64_t i = 0; i < 5; i++) {
+        snprintf(want, sizeof(want), "e%d", (int)i);
+        send_event(fx, 200 + i, 200 + i, want);
+    }
+    for (int i = 0; i < 5; i++) {
+        req[i] = expect_request(fx);
+        payload = mzb_request_payload(req[i], &len);
+        snprintf(want, sizeof(want), "e%d", i);
+        assert_text(payload, len, want);
+    }
+    expect_no_request(fx, 0);
+
+    /* Answers may go in any order; each names its own request. */
+    for (int i = 4; i >= 0; i--) {
+        snprintf(want, sizeof(want), "r%d", i);
+        assert_int_equal(mzb_handler_reply(fx->h, req[i], want, strlen(want)), MZB_HANDLER_OK);
+        expect_reply(fx, 200 + (uint64_t)i, want);
+    }
 }
 
 static void test_request_carries_metadata(void **state)
@@ -743,6 +806,9 @@ static void test_new_rejects_bad_options(void **state)
     assert_null(mzb_handler_new(&opts));
     opts.endpoint = "tcp://";
     assert_null(mzb_handler_new(&opts));
+    opts.endpoint = fx->fb.endpoint;
+    opts.credit = MZB_HANDLER_MAX_CREDIT + 1;
+    assert_null(mzb_handler_new(&opts));
 
     assert_int_equal(mzb_handler_recv(NULL, &req, 0), MZB_HANDLER_E_INVALID);
     assert_null(req);
@@ -782,7 +848,10 @@ static void test_strerror(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_ready_names_the_service),
+        T(test_ready_names_the_service_and_offers_credit),
+        T(test_credit_one_is_plain_mdp),
+        T(test_credit_is_offered_again_on_reconnect),
+        T(test_waiting_requests_come_out_in_order),
         T(test_request_carries_metadata),
         T(test_absent_fields_are_null),
         T(test_done_sends_an_empty_reply),

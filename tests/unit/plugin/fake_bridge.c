@@ -3,11 +3,13 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <cmocka.h>
 
+#include "mzb_batch.h"
 #include "mzb_log.h"
 #include "mzb_meta.h"
 #include "mzb_proto.h"
@@ -24,6 +26,8 @@ void fake_bridge_bind(struct fake_bridge *fb, void *zctx, const char *endpoint)
     int zero = 0;
     size_t len = sizeof(fb->endpoint);
 
+    fb->queue = calloc(FAKE_QUEUE_MAX, sizeof(*fb->queue));
+    assert_non_null(fb->queue);
     fb->router = zmq_socket(zctx, ZMQ_ROUTER);
     assert_non_null(fb->router);
     assert_int_equal(zmq_setsockopt(fb->router, ZMQ_LINGER, &zero, sizeof(zero)), 0);
@@ -37,9 +41,77 @@ void fake_bridge_close(struct fake_bridge *fb)
         assert_int_equal(zmq_close(fb->router), 0);
         fb->router = NULL;
     }
+    while (fb->queue_count > 0) {
+        received_close(&fb->queue[fb->queue_head]);
+        fb->queue_head = (fb->queue_head + 1) % FAKE_QUEUE_MAX;
+        fb->queue_count--;
+    }
+    free(fb->queue);
+    fb->queue = NULL;
 }
 
-int fake_bridge_recv(struct fake_bridge *fb, struct received *r, long timeout_ms)
+static void frame_of(zmq_msg_t *frame, const void *data, size_t len)
+{
+    assert_int_equal(zmq_msg_init_size(frame, len), 0);
+    if (len > 0) {
+        memcpy(zmq_msg_data(frame), data, len);
+    }
+}
+
+/* Queues one record as a DISPATCH from the peer with routing id `id`. */
+static void queue_record(struct fake_bridge *fb, zmq_msg_t *id, const struct mzb_batch_record *rec)
+{
+    struct received *q;
+    uint8_t cmd = MZB_CMD_DISPATCH;
+
+    assert_true(fb->queue_count < FAKE_QUEUE_MAX);
+    q = &fb->queue[(fb->queue_head + fb->queue_count) % FAKE_QUEUE_MAX];
+    fb->queue_count++;
+    frame_of(&q->id, zmq_msg_data(id), zmq_msg_size(id));
+    frame_of(&q->frames[0], MZB_PROTO_ID, 5);
+    frame_of(&q->frames[1], &cmd, 1);
+    frame_of(&q->frames[2], rec->service, rec->service_len);
+    frame_of(&q->frames[3], rec->meta, rec->meta_len);
+    frame_of(&q->frames[4], rec->payload, rec->payload_len);
+    q->count = 5;
+}
+
+/* A BATCH is "MZB01", 0x03 and one frame of well-formed records. */
+static int unpack_batch(struct fake_bridge *fb, struct received *r)
+{
+    struct mzb_batch_record rec;
+    size_t offset = 0;
+    int rc;
+
+    if (r->count < 2 || zmq_msg_size(&r->frames[1]) != 1 ||
+        *(uint8_t *)zmq_msg_data(&r->frames[1]) != MZB_CMD_BATCH) {
+        return 0;
+    }
+    assert_int_equal(r->count, 3);
+    fb->batches++;
+    while ((rc = mzb_batch_next(zmq_msg_data(&r->frames[2]), zmq_msg_size(&r->frames[2]), &offset,
+                                &rec)) == MZB_BATCH_OK) {
+        queue_record(fb, &r->id, &rec);
+        fb->records++;
+    }
+    assert_int_equal(rc, MZB_BATCH_END);
+    received_close(r);
+    return 1;
+}
+
+/* Hands out the oldest queued record; 0 when none waits. */
+static int take_queued(struct fake_bridge *fb, struct received *r)
+{
+    if (fb->queue_count == 0) {
+        return 0;
+    }
+    *r = fb->queue[fb->queue_head];
+    fb->queue_head = (fb->queue_head + 1) % FAKE_QUEUE_MAX;
+    fb->queue_count--;
+    return 1;
+}
+
+static int recv_message(struct fake_bridge *fb, struct received *r, long timeout_ms)
 {
     zmq_pollitem_t item = {fb->router, 0, ZMQ_POLLIN, 0};
 
@@ -54,6 +126,20 @@ int fake_bridge_recv(struct fake_bridge *fb, struct received *r, long timeout_ms
         zmq_msg_init(&r->frames[r->count]);
         assert_true(zmq_msg_recv(&r->frames[r->count], fb->router, 0) >= 0);
         r->count++;
+    }
+    return 1;
+}
+
+int fake_bridge_recv(struct fake_bridge *fb, struct received *r, long timeout_ms)
+{
+    if (take_queued(fb, r)) {
+        return 1;
+    }
+    if (!recv_message(fb, r, timeout_ms)) {
+        return 0;
+    }
+    if (unpack_batch(fb, r)) {
+        return take_queued(fb, r);
     }
     return 1;
 }

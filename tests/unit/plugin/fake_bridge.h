@@ -14,11 +14,7 @@
 
 #define FAKE_WAIT_MS 5000
 
-struct fake_bridge {
-    void *router;
-    char endpoint[256];            /* where it listens, as ZeroMQ reports it */
-    uint64_t last_plugin_instance; /* from the last plugin HEARTBEAT */
-};
+#define FAKE_QUEUE_MAX 4096
 
 /* One message from the plugin, without its routing id. */
 struct received {
@@ -27,10 +23,26 @@ struct received {
     zmq_msg_t frames[6];
 };
 
+/*
+ * The plugin sends dispatches in BATCH messages; the fake hands each record
+ * to the test as if it had come alone, as a five-frame DISPATCH, and counts
+ * the BATCH messages it unpacked.
+ */
+struct fake_bridge {
+    void *router;
+    char endpoint[256];            /* where it listens, as ZeroMQ reports it */
+    uint64_t last_plugin_instance; /* from the last plugin HEARTBEAT */
+    uint64_t batches;              /* BATCH messages received */
+    uint64_t records;              /* records in them */
+    struct received *queue;        /* unpacked records not yet handed out */
+    size_t queue_head;
+    size_t queue_count;
+};
+
 void fake_bridge_bind(struct fake_bridge *fb, void *zctx, const char *endpoint);
 void fake_bridge_close(struct fake_bridge *fb);
 
-/* Receives one message; returns 0 on timeout. */
+/* Receives one message (a BATCH record counts as one DISPATCH); returns 0 on timeout. */
 int fake_bridge_recv(struct fake_bridge *fb, struct received *r, long timeout_ms);
 void received_close(struct received *r);
 uint8_t received_command(struct received *r);

@@ -75,9 +75,6 @@ static int teardown(void **state)
 static uint64_t feed(struct fixture *f, int qos, const char *payload)
 {
     struct mzb_meta m;
-    zmq_msg_t frame;
-    size_t size;
-    size_t written;
 
     memset(&m, 0, sizeof(m));
     m.qos = (uint8_t)qos;
@@ -88,11 +85,7 @@ static uint64_t feed(struct fixture *f, int qos, const char *payload)
     m.client_id.len = 1;
     m.route.ptr = (const uint8_t *)"t/#";
     m.route.len = 3;
-    size = mzb_meta_encoded_size(&m);
-    assert_int_equal(zmq_msg_init_size(&frame, size), 0);
-    assert_int_equal(mzb_meta_encode(&m, zmq_msg_data(&frame), size, &written), MZB_META_OK);
-    assert_int_equal(mzbp_io_feed(f->io, "svc", 3, &frame, payload, payload ? strlen(payload) : 0),
-                     0);
+    assert_int_equal(mzbp_io_feed(f->io, "svc", 3, &m, payload, payload ? strlen(payload) : 0), 0);
     return m.msg_id;
 }
 
@@ -496,6 +489,89 @@ static void test_bad_endpoint_is_reported(void **state)
     assert_non_null(strstr(err.text, "nonsense"));
 }
 
+/*
+ * While the broker's TICKs come, dispatches made between two of them travel
+ * together: one BATCH for a burst, QoS 0 and held QoS 1 alike, in order.
+ */
+static void test_burst_between_ticks_is_one_batch(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t ids[40];
+    struct received r;
+
+    start_pair(f, 100);
+    fake_bridge_serve_heartbeats(&f->fb, &f->stats, 7, 1);
+    mzbp_io_tick(f->io);
+    for (int i = 0; i < 40; i++) {
+        ids[i] = feed(f, i % 2, "burst");
+    }
+    mzbp_io_tick(f->io);
+
+    for (int i = 0; i < 40; i++) {
+        assert_true(fake_bridge_next_dispatch(&f->fb, &r, 7));
+        assert_true(received_dispatch_id(&r) == ids[i]);
+        if (i % 2 == 1) {
+            fake_bridge_ack(&f->fb, &r, ids[i]);
+        }
+        received_close(&r);
+    }
+    assert_true(f->fb.batches <= 2); /* 1, unless the I/O thread's own timeout struck mid-burst */
+    assert_true(wait_stat(&f->stats.acked, 20));
+    assert_true(wait_stat(&f->stats.sent, 40));
+    assert_true(wait_stat(&f->stats.unacked, 0));
+}
+
+/* A dispatch after which no TICK comes still goes: the I/O thread looks on its own. */
+static void test_no_tick_after_a_dispatch_still_sends_it(void **state)
+{
+    struct fixture *f = *state;
+    struct received r;
+    uint64_t start;
+    uint64_t id;
+
+    start_pair(f, 100);
+    fake_bridge_serve_heartbeats(&f->fb, &f->stats, 7, 1);
+    mzbp_io_tick(f->io);
+    start = mzb_now_ms();
+    id = feed(f, 1, "lonely");
+
+    assert_true(fake_bridge_next_dispatch(&f->fb, &r, 7));
+    assert_true(received_dispatch_id(&r) == id);
+    assert_true(mzb_now_ms() - start < 2000); /* MZBP_POLL_MS at most, on an idle machine */
+    received_close(&r);
+}
+
+/* Held messages sent again after a restart go several to a BATCH, in order. */
+static void test_resend_is_batched_in_order(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t ids[100];
+    struct received r;
+    uint64_t batches;
+
+    start_pair(f, 200);
+    fake_bridge_serve_heartbeats(&f->fb, &f->stats, 7, 1);
+    for (int i = 0; i < 100; i++) {
+        ids[i] = feed(f, 1, "again");
+    }
+    for (int i = 0; i < 100; i++) {
+        assert_true(fake_bridge_next_dispatch(&f->fb, &r, 7));
+        received_close(&r);
+    }
+    batches = f->fb.batches;
+
+    /* A new bridge instance: everything held goes again, 64 to a BATCH at most. */
+    fake_bridge_serve_heartbeats(&f->fb, &f->stats, 8, 2);
+    for (int i = 0; i < 100; i++) {
+        assert_true(fake_bridge_next_dispatch(&f->fb, &r, 8));
+        assert_true(received_dispatch_id(&r) == ids[i]);
+        received_close(&r);
+    }
+    assert_true(f->fb.batches - batches >= 2);
+    assert_true(f->fb.batches - batches <= 10);
+    assert_true(wait_stat(&f->stats.resent, 100));
+}
+
 #define IO_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -516,6 +592,9 @@ int main(void)
         IO_TEST(test_max_unacked_zero_holds_nothing),
         IO_TEST(test_stop_is_quick_with_messages_held),
         IO_TEST(test_bad_endpoint_is_reported),
+        IO_TEST(test_burst_between_ticks_is_one_batch),
+        IO_TEST(test_no_tick_after_a_dispatch_still_sends_it),
+        IO_TEST(test_resend_is_batched_in_order),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
