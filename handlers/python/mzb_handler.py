@@ -20,7 +20,7 @@ Needs pyzmq; on Debian run it with /usr/bin/python3 (package python3-zmq).
 A Worker belongs to one thread. Heartbeats go out only inside recv(), so answer
 each request within heartbeat_ms * liveness.
 
-credit (16 by default, 1 to 1000) is how many requests the bridge may send before
+credit (64 by default, 1 to 1000) is how many requests the bridge may send before
 it waits for an answer; recv() hands them out in order, reading those already
 waiting without polling. credit=1 is plain MDP, one request at a time.
 """
@@ -45,7 +45,7 @@ DISCONNECT = b"\x05"
 MODE_EVENT = 0
 MODE_REQUEST = 1
 
-DEFAULT_CREDIT = 16
+DEFAULT_CREDIT = 64
 MAX_CREDIT = 1000  # the most the bridge accepts
 
 TAG_TOPIC = 1

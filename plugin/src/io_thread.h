@@ -53,7 +53,7 @@
 /* While messages flow, what waits is taken at the latest this long after the last look... */
 #define MZBP_SWEEP_MS 1
 /* ...and they flow while records were taken within this time. */
-#define MZBP_LINGER_MS 10
+#define MZBP_LINGER_MS 2
 /* Held messages sent again in one BATCH, at most. */
 #define MZBP_RESEND_RECORDS 64
 

@@ -160,7 +160,7 @@ class Credit(StackTest):
 
         # The bridge still serves: mzb-echo offers the library's default credit.
         self.stack.start_echo("echo")
-        self.assertEqual(self.service_stats("echo")["credit"], 16)
+        self.assertEqual(self.service_stats("echo")["credit"], 64)
         c = self.client()
         c.subscribe("reply/%s/#" % c.client_id)
         for i in range(50):

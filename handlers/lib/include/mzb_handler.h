@@ -18,7 +18,7 @@
  * liveness, or the handler takes the bridge for gone and reconnects.
  *
  * Credit: the handler tells the bridge in READY how many requests it may be
- * sent before it answers any (options.credit, 16 by default). The bridge then
+ * sent before it answers any (options.credit, 64 by default). The bridge then
  * keeps up to that many waiting at the handler, so the next one is there as
  * soon as an answer leaves; mzb_handler_recv hands them out one by one, in
  * the order they came, without polling while any waits. Requests may be
@@ -39,7 +39,7 @@
 #define MZB_HANDLER_DEFAULT_LIVENESS 4
 #define MZB_HANDLER_DEFAULT_RECONNECT_MS 1000
 #define MZB_HANDLER_DEFAULT_DEDUP_SIZE 4096
-#define MZB_HANDLER_DEFAULT_CREDIT 16
+#define MZB_HANDLER_DEFAULT_CREDIT 64
 #define MZB_HANDLER_MAX_CREDIT 1000 /* the most the bridge accepts */
 
 enum mzb_handler_err {
@@ -62,7 +62,7 @@ struct mzb_handler_options {
     uint32_t liveness;     /* heartbeats missed before the bridge is taken for gone (4) */
     uint32_t reconnect_ms; /* least time between two reconnects (1000) */
     uint32_t dedup_size;   /* finished event ids remembered to drop resends (4096) */
-    uint32_t credit;       /* requests the bridge may send before waiting for an answer (16);
+    uint32_t credit;       /* requests the bridge may send before waiting for an answer (64);
                               1 to MZB_HANDLER_MAX_CREDIT, 1 for plain MDP behaviour */
     void *zmq_context;     /* a ZeroMQ context to share, or NULL for one of the handle's own;
                               a shared one must outlive the handle */

@@ -188,7 +188,7 @@ static void test_ready_names_the_service_and_offers_credit(void **state)
     assert_int_equal(fb_command(&fx->ready), MDP_READY);
     assert_int_equal(fx->ready.len[4], strlen(SERVICE));
     assert_memory_equal(fx->ready.data[4], SERVICE, strlen(SERVICE));
-    assert_text((const char *)fx->ready.data[5], fx->ready.len[5], "credit=16");
+    assert_text((const char *)fx->ready.data[5], fx->ready.len[5], "credit=64");
 }
 
 static void test_credit_one_is_plain_mdp(void **state)
@@ -219,7 +219,7 @@ static void test_credit_is_offered_again_on_reconnect(void **state)
         fb_send_command(&fx->fb, fx->ready.data[0], fx->ready.len[0], MDP_DISCONNECT, NULL, 0), 0);
     assert_int_equal(pump_until(fx, MDP_READY, &again, WAIT_MS), 0);
     assert_int_equal(again.count, 6);
-    assert_text((const char *)again.data[5], again.len[5], "credit=16");
+    assert_text((const char *)again.data[5], again.len[5], "credit=64");
     fb_msg_free(&again);
 }
 
