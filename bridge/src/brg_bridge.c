@@ -427,7 +427,10 @@ static void drain(struct brg_bridge *b, void *sock,
 static void run_timers(struct brg_bridge *b, uint64_t now)
 {
     if (now >= b->next_heartbeat_ms) {
-        brg_dispatch_heartbeat(b, now);
+        /* A whole interval late: the bridge itself was stopped or starved, not its handlers. */
+        int stalled = now - b->next_heartbeat_ms > b->limits.heartbeat_ms;
+
+        brg_dispatch_heartbeat(b, now, stalled);
         b->next_heartbeat_ms = now + b->limits.heartbeat_ms;
     }
     brg_dispatch_expire(b, now);

@@ -105,7 +105,12 @@ void brg_dispatch_reply(struct brg_bridge *b, struct brg_handler *h, uint64_t ke
 void brg_dispatch_drop_handler(struct brg_bridge *b, struct brg_handler *h, const char *why,
                                uint64_t *counter);
 void brg_dispatch_expire(struct brg_bridge *b, uint64_t now_ms);
-void brg_dispatch_heartbeat(struct brg_bridge *b, uint64_t now_ms);
+/*
+ * Drops silent and unreachable handlers and heartbeats the rest. stalled: the
+ * bridge did not run for a while, so no handler is judged by its silence
+ * this time; each gets a fresh window instead.
+ */
+void brg_dispatch_heartbeat(struct brg_bridge *b, uint64_t now_ms, int stalled);
 void brg_dispatch_finish(struct brg_bridge *b, struct brg_request *r);
 
 /* brg_mdp.c: the handler socket. */

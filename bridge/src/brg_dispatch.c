@@ -337,7 +337,7 @@ static const char *beat(struct brg_bridge *b, struct brg_handler *h, uint64_t no
     return NULL;
 }
 
-void brg_dispatch_heartbeat(struct brg_bridge *b, uint64_t now_ms)
+void brg_dispatch_heartbeat(struct brg_bridge *b, uint64_t now_ms, int stalled)
 {
     struct brg_link *l = b->reg->handlers.next;
     struct brg_link *s;
@@ -349,6 +349,9 @@ void brg_dispatch_heartbeat(struct brg_bridge *b, uint64_t now_ms)
         const char *why;
 
         l = l->next;
+        if (stalled) {
+            brg_handler_refresh(h, now_ms, brg_silence_window_ms(b));
+        }
         why = beat(b, h, now_ms, &counter);
         if (why) {
             brg_dispatch_drop_handler(b, h, why, counter);

@@ -19,6 +19,9 @@ enum mzb_log_level {
 /* Sets the program name shown on each line and the most verbose level printed. */
 void mzb_log_init(const char *program, int max_level);
 
+/* 1 when a line of this level would be written: lets a hot path skip building it. */
+int mzb_log_enabled(int level);
+
 /* Writes one line to stderr: time, program, level, text. Thread-safe (one write). */
 void mzb_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -17,6 +17,11 @@ void mzb_log_init(const char *program, int max_level)
     log_max_level = max_level;
 }
 
+int mzb_log_enabled(int level)
+{
+    return level >= 0 && level <= log_max_level;
+}
+
 void mzb_log(int level, const char *fmt, ...)
 {
     char line[2048];
@@ -25,7 +30,7 @@ void mzb_log(int level, const char *fmt, ...)
     va_list ap;
     int n;
 
-    if (level > log_max_level || level < 0) {
+    if (!mzb_log_enabled(level)) {
         return;
     }
 

@@ -310,6 +310,9 @@ void mzbx_log_request(const char *prefix, const struct mzb_request *req)
     const char *topic, *client;
     size_t topic_len, client_len, payload_len;
 
+    if (!mzb_log_enabled(MZB_LOG_DEBUG)) {
+        return;
+    }
     topic = mzb_request_topic(req, &topic_len);
     client = mzb_request_client_id(req, &client_len);
     mzb_request_payload(req, &payload_len);

@@ -311,6 +311,19 @@ static void flush_unsent(struct mzbp_io *io)
     }
 }
 
+/*
+ * Counts records that a full socket did not take: with IMMEDIATE set that
+ * means no bridge is connected, unless the bridge answers heartbeats, in
+ * which case it is connected but has not read the last MZBP_DEALER_SNDHWM
+ * batches yet.
+ */
+static void count_not_taken(struct mzbp_io *io, uint64_t n)
+{
+    int busy = io->bridge_alive && !io->paused;
+
+    mzbp_stat_add(busy ? &io->stats->dropped_bridge_busy : &io->stats->dropped_no_bridge, n);
+}
+
 /* Sends a body of records that are not held: once when a bridge can take it, else dropped. */
 static void send_unheld(struct mzbp_io *io, uint8_t *body, size_t len, uint32_t count)
 {
@@ -319,7 +332,7 @@ static void send_unheld(struct mzbp_io *io, uint8_t *body, size_t len, uint32_t 
     if (rc == 0) {
         mzbp_stat_add(&io->stats->sent, count);
     } else if (rc == EAGAIN) {
-        mzbp_stat_add(&io->stats->dropped_no_bridge, count);
+        count_not_taken(io, count);
     } else {
         mzbp_stat_add(&io->stats->send_errors, count);
     }
@@ -454,7 +467,11 @@ static void send_mixed(struct mzbp_io *io, struct mzbp_handoff_batch *b)
         return;
     }
     /* The held records stay queued for the next flush; the others are gone. */
-    mzbp_stat_add(rc == EAGAIN ? &io->stats->dropped_no_bridge : &io->stats->send_errors, s.unheld);
+    if (rc == EAGAIN) {
+        count_not_taken(io, s.unheld);
+    } else {
+        mzbp_stat_add(&io->stats->send_errors, s.unheld);
+    }
 }
 
 /* Counts the records of a batch that no record asks to hold; -1 when one is unreadable. */
@@ -746,6 +763,8 @@ static void *io_main(void *arg)
         update_gauges(io);
         poll_once(io, mzb_now_ms());
     }
+    /* What the broker's thread handed over last joins the counts its stop message reports. */
+    take_handoff(io);
     update_gauges(io);
     return NULL;
 }

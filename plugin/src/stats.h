@@ -27,6 +27,7 @@
     X(sent)                  /* DISPATCH messages sent to the bridge (first sends) */              \
     X(resent)                /* DISPATCH messages sent again */                                    \
     X(dropped_no_bridge)     /* dispatches no bridge took (QoS 0; all if max_unacked is 0) */      \
+    X(dropped_bridge_busy)   /* the same, with the bridge up but its connection's queue full */    \
     X(unacked_full_dropped)  /* QoS 1/2 dispatches dropped: plugin.max_unacked reached */          \
     X(acked)                 /* messages the bridge acknowledged */                                \
     X(ack_unknown)           /* acknowledgements of ids not held */                                \

@@ -23,6 +23,10 @@ static const struct {
     {offsetof(struct mzbp_stats, dropped_no_bridge),
      "dispatches dropped because no bridge took them (QoS 0, or all with max_unacked 0)",
      "check that mzb-bridge runs and listens on the endpoint"},
+    {offsetof(struct mzbp_stats, dropped_bridge_busy),
+     "dispatches dropped because the bridge, though up, had not read the last 1,000 batches "
+     "sent to it (QoS 0, or all with max_unacked 0)",
+     "the bridge cannot keep up: give it more CPU, add handlers, or route less"},
     {offsetof(struct mzbp_stats, unacked_full_dropped),
      "QoS 1/2 dispatches dropped because plugin.max_unacked messages await acknowledgement",
      "bring the bridge back, add handlers for slow services or raise plugin.max_unacked"},

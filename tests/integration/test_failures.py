@@ -156,6 +156,21 @@ class BridgeRestart(StackTest):
         self.assertTrue(wait_for(lambda: want <= {r[0] for r in w.received}, timeout=20),
                         sorted(want - {r[0] for r in w.received})[:10])
 
+    def test_stopped_bridge_keeps_its_handlers(self):
+        """A bridge stopped (SIGSTOP) longer than heartbeat_ms * liveness did not hear its
+        handlers because it was not running: it must not drop them as silent when it goes on."""
+        w = self.worker("store", echo)
+        self.assertTrue(wait_for(lambda: self.stack.handler_count("store") == 1))
+        self.stack.bridge.signal(signal.SIGSTOP)
+        time.sleep(5.5)  # the default window is 1 s * 4
+        self.stack.bridge.signal(signal.SIGCONT)
+        time.sleep(1.5)  # past the next heartbeat pass
+        stats = self.stack.stats()
+        self.assertEqual(stats["handlers_dropped_silent"], 0, stats)
+        pub = self.client()
+        pub.publish("events/after-stop", b"after", qos=1)
+        self.assertTrue(wait_for(lambda: b"after" in {r[0] for r in w.received}))
+
     def test_subscribers_keep_receiving_while_bridge_is_killed(self):
         sub = self.client()
         sub.subscribe("events/#")
