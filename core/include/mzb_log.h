@@ -28,6 +28,9 @@ void mzb_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t mzb_now_ms(void);
 
+/* The same clock in microseconds. */
+uint64_t mzb_now_us(void);
+
 /*
  * A rate limiter: allows one event per interval and counts the ones it
  * suppressed in between, so the next allowed line can say how many.

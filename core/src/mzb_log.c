@@ -55,6 +55,14 @@ void mzb_log(int level, const char *fmt, ...)
     }
 }
 
+uint64_t mzb_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 uint64_t mzb_now_ms(void)
 {
     struct timespec ts;

@@ -844,14 +844,6 @@ void mzbp_io_stop(struct mzbp_io **iop)
     *iop = NULL;
 }
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Follows the rate of dispatches, measured over the time since the last wake-up. */
 static void adapt_coalescing(struct mzbp_io *io, uint64_t now, uint32_t waiting)
 {
@@ -894,25 +886,22 @@ int mzbp_io_feed(struct mzbp_io *io, const char *service, size_t service_len,
     }
 
     if (waiting >= MZBP_WAKE_RECORDS || bytes >= MZBP_WAKE_BYTES) {
-        wake(io, now_us());
+        wake(io, mzb_now_us());
         return 0;
     }
     /* Without TICKs nothing would hand this over within the coalescing time: do it now. */
-    now = now_us();
+    now = mzb_now_us();
     if (now - io->last_tick_us > MZBP_TICK_STALE_US) {
         wake(io, now);
     }
     return 0;
 }
 
-void mzbp_io_tick(struct mzbp_io *io)
+void mzbp_io_tick(struct mzbp_io *io, uint64_t now)
 {
-    uint64_t now;
-
     if (io == NULL) {
         return;
     }
-    now = now_us();
     io->last_tick_us = now;
     if (mzbp_handoff_pending(&io->handoff) == 0) {
         return;

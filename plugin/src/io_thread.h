@@ -98,7 +98,10 @@ void mzbp_io_stop(struct mzbp_io **io);
 int mzbp_io_feed(struct mzbp_io *io, const char *service, size_t service_len,
                  const struct mzb_meta *meta, const void *payload, size_t payload_len);
 
-/* The broker's TICK: wakes the I/O thread for what waits, unless it was woken just now. */
-void mzbp_io_tick(struct mzbp_io *io);
+/*
+ * The broker's TICK, at now (mzb_now_us): wakes the I/O thread for what
+ * waits, unless it was woken just now.
+ */
+void mzbp_io_tick(struct mzbp_io *io, uint64_t now);
 
 #endif

@@ -342,7 +342,7 @@ static enum outcome dispatch_route(struct mzbp_ctx *ctx, struct publish *pub,
     if (rc != 0) {
         return note_handoff_failure(ctx, pub, route, rc);
     }
-    mzbp_stat_add(&ctx->stats.dispatched, 1);
+    mzbp_stat_bump(&ctx->stats.dispatched);
     return OUT_DISPATCHED;
 }
 
@@ -419,7 +419,7 @@ int mzbp_on_message(int event, void *event_data, void *userdata)
     size_t services;
 
     (void)event;
-    mzbp_stat_add(&ctx->stats.messages_seen, 1);
+    mzbp_stat_bump(&ctx->stats.messages_seen);
     client_id = mosquitto_client_id(ev->client);
     if (client_id == NULL) {
         client_id = "";
@@ -433,7 +433,7 @@ int mzbp_on_message(int event, void *event_data, void *userdata)
     if (services == 0) {
         return MOSQ_ERR_SUCCESS;
     }
-    mzbp_stat_add(&ctx->stats.messages_routed, 1);
+    mzbp_stat_bump(&ctx->stats.messages_routed);
 
     pub.ev = ev;
     pub.client_id = client_id;

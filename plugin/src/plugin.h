@@ -32,8 +32,12 @@ enum mzbp_event_log {
 };
 
 /* What the TICK callback remembers between calls, to log changes only. */
+/* The TICK looks at counters and states for its log lines at most this often. */
+#define MZBP_TICK_LOG_MS 100
+
 struct mzbp_tick_state {
     uint64_t started_ms;
+    uint64_t next_log_ms;
     uint64_t next_drop_check_ms;
     uint64_t next_stats_ms;
     uint64_t last_drops[8]; /* last logged value of each watched I/O-thread counter */

@@ -274,12 +274,22 @@ int mzbp_on_tick(int event, void *event_data, void *userdata)
 {
     struct mzbp_ctx *ctx = userdata;
     /* Mosquitto 2.0 leaves the event's time fields at zero, so read the clock. */
-    uint64_t now_ms = mzb_now_ms();
+    uint64_t now_us = mzb_now_us();
+    uint64_t now_ms = now_us / 1000u;
 
     (void)event;
     (void)event_data;
     /* First: the end of an event-loop pass is when a batch of dispatches goes. */
-    mzbp_io_tick(ctx->io);
+    mzbp_io_tick(ctx->io, now_us);
+
+    /*
+     * A busy broker ticks after every pass of its loop; the lines below follow
+     * counters and states that a tenth of a second late is soon enough for.
+     */
+    if (now_ms < ctx->tick.next_log_ms) {
+        return MOSQ_ERR_SUCCESS;
+    }
+    ctx->tick.next_log_ms = now_ms + MZBP_TICK_LOG_MS;
     log_disconnects(ctx);
     log_bridge_state(ctx, now_ms);
     log_drops(ctx, now_ms);

@@ -501,11 +501,11 @@ static void test_burst_between_ticks_is_one_batch(void **state)
 
     start_pair(f, 100);
     fake_bridge_serve_heartbeats(&f->fb, &f->stats, 7, 1);
-    mzbp_io_tick(f->io);
+    mzbp_io_tick(f->io, mzb_now_us());
     for (int i = 0; i < 40; i++) {
         ids[i] = feed(f, i % 2, "burst");
     }
-    mzbp_io_tick(f->io);
+    mzbp_io_tick(f->io, mzb_now_us());
 
     for (int i = 0; i < 40; i++) {
         assert_true(fake_bridge_next_dispatch(&f->fb, &r, 7));
@@ -531,7 +531,7 @@ static void test_no_tick_after_a_dispatch_still_sends_it(void **state)
 
     start_pair(f, 100);
     fake_bridge_serve_heartbeats(&f->fb, &f->stats, 7, 1);
-    mzbp_io_tick(f->io);
+    mzbp_io_tick(f->io, mzb_now_us());
     start = mzb_now_ms();
     id = feed(f, 1, "lonely");
 
