@@ -439,19 +439,20 @@ static void send_unheld_part(struct mzbp_io *io, const struct mzbp_handoff_batch
 }
 
 /*
- * A batch with held records: they join the table. When nothing older waits
- * to be sent, the batch goes as it is and they count as sent; otherwise the
- * records that are not held go on their own and the held ones wait their
- * turn in the send queue.
+ * Sends what the broker's thread handed over. Held records join the table
+ * first. The batch goes as it is, without a copy, unless held records would
+ * overtake older ones still waiting to be sent (or a record could not be
+ * held): then the records that are not held go on their own and the held
+ * ones wait their turn in the send queue.
  */
-static void send_mixed(struct mzbp_io *io, struct mzbp_handoff_batch *b)
+static void send_batch(struct mzbp_io *io, struct mzbp_handoff_batch *b)
 {
     int in_order = !io->paused && mzbp_unacked_first_queued(io->unacked) == NULL;
     struct sorted s;
     int rc;
 
     sort_batch(io, b, &s);
-    if (!in_order || !s.clean) {
+    if (!s.clean || (s.held > 0 && !in_order)) {
         send_unheld_part(io, b, s.unheld);
         free(b->data);
         b->data = NULL;
@@ -466,42 +467,12 @@ static void send_mixed(struct mzbp_io *io, struct mzbp_handoff_batch *b)
         mzbp_stat_add(&io->stats->sent, s.unheld);
         return;
     }
-    /* The held records stay queued for the next flush; the others are gone. */
+    /* Held records stay queued for the next flush; the others are gone. */
     if (rc == EAGAIN) {
         count_not_taken(io, s.unheld);
     } else {
         mzbp_stat_add(&io->stats->send_errors, s.unheld);
     }
-}
-
-/* Counts the records of a batch that no record asks to hold; -1 when one is unreadable. */
-static long count_unheld(const struct mzbp_io *io, const struct mzbp_handoff_batch *b)
-{
-    struct mzb_batch_record rec;
-    size_t offset = 0;
-    long n = 0;
-    int rc;
-
-    while ((rc = mzb_batch_next(b->data, b->len, &offset, &rec)) == MZB_BATCH_OK) {
-        if (rec.meta_len < MZB_META_HEADER_SIZE || is_held(io, &rec)) {
-            return -1;
-        }
-        n++;
-    }
-    return rc == MZB_BATCH_END ? n : -1;
-}
-
-/* Sends what the broker's thread handed over; QoS 0 only batches go without a copy. */
-static void send_batch(struct mzbp_io *io, struct mzbp_handoff_batch *b)
-{
-    long unheld = count_unheld(io, b);
-
-    if (unheld >= 0) {
-        send_unheld(io, b->data, b->len, (uint32_t)unheld);
-        b->data = NULL;
-        return;
-    }
-    send_mixed(io, b);
 }
 
 /* Takes and sends what the broker's thread handed over. */
