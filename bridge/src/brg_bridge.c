@@ -16,6 +16,13 @@
 #define GC_INTERVAL_MS 10000u /* forgetting empty services and silent plugins */
 #define PLUGIN_MAX_AGE_MS 30000u
 #define MAX_POLL_MS 1000
+/*
+ * ACKs and RETRYs wait this long to travel together. Nobody waits for an ACK
+ * (the broker answered the publisher long ago; it only frees the plugin's
+ * copy), but each one sent alone wakes a thread in the bridge and two in the
+ * broker's plugin.
+ */
+#define ACK_DELAY_MS 5u
 
 static void vlog_limited(struct mzb_ratelimit *lim, int level, uint64_t interval_ms,
                          const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
@@ -464,6 +471,9 @@ static long poll_timeout(struct brg_bridge *b, uint64_t now)
         next = b->next_stats_ms;
     }
     next = b->next_gc_ms < next ? b->next_gc_ms : next;
+    if (b->next_ack_ms != 0 && b->next_ack_ms < next) {
+        next = b->next_ack_ms;
+    }
     if (next <= now) {
         return 0;
     }
@@ -515,6 +525,22 @@ static int poll_once(struct brg_bridge *b)
     return 0;
 }
 
+/* Sends the waiting ACKs and RETRYs once the first of them has waited ACK_DELAY_MS. */
+static void flush_acks(struct brg_bridge *b, uint64_t now)
+{
+    if (brg_list_empty(&b->plugins.dirty)) {
+        b->next_ack_ms = 0;
+        return;
+    }
+    if (b->next_ack_ms == 0) {
+        b->next_ack_ms = now + ACK_DELAY_MS;
+    }
+    if (now >= b->next_ack_ms) {
+        brg_plugin_flush(b);
+        b->next_ack_ms = 0;
+    }
+}
+
 int brg_bridge_run(struct brg_bridge *b)
 {
     brg_mqtt_start(b->mqtt, mzb_now_ms());
@@ -523,8 +549,10 @@ int brg_bridge_run(struct brg_bridge *b)
             return 1;
         }
         run_timers(b, mzb_now_ms());
-        brg_plugin_flush(b);
+        flush_acks(b, mzb_now_ms());
     }
+    /* What a plugin would otherwise send again to the next bridge. */
+    brg_plugin_flush(b);
     brg_stats_log(b);
     mzb_log(MZB_LOG_NOTICE, "bridge stopped");
     return 0;

@@ -75,6 +75,7 @@ struct brg_bridge {
     uint64_t next_heartbeat_ms;
     uint64_t next_stats_ms;
     uint64_t next_gc_ms;
+    uint64_t next_ack_ms; /* when waiting ACKs and RETRYs go; 0 when none wait */
     int stop;
 };
 
