@@ -9,8 +9,6 @@
 #define IDS_PER_FRAME 1024 /* message ids per ACK or RETRY frame */
 #define META_QOS_OFFSET 2
 #define META_ID_OFFSET 8
-/* brg_request_new copies payloads up to this size and keeps larger frames as they are. */
-#define LENT_PAYLOAD_MAX 8192
 
 /* Frame positions after the routing id. */
 enum {
@@ -164,7 +162,7 @@ static struct brg_service *dispatch_service(struct brg_bridge *b, const struct i
  */
 static int payload_frame(const struct incoming *in, zmq_msg_t *frame)
 {
-    if (in->rec.payload_len <= LENT_PAYLOAD_MAX) {
+    if (in->rec.payload_len <= BRG_PAYLOAD_COPY_MAX) {
         return zmq_msg_init_data(frame, (void *)in->rec.payload, in->rec.payload_len, NULL, NULL);
     }
     if (zmq_msg_init_size(frame, in->rec.payload_len) != 0) {

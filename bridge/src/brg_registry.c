@@ -465,18 +465,11 @@ static void copy_meta_refs(struct brg_request *r, const struct brg_request_init 
     }
 }
 
-/*
- * libzmq hands over small received frames as slices of its 8 KiB receive
- * buffer; one such frame kept waiting in a queue pins the whole buffer. Small
- * payloads are therefore copied out, large ones (their own allocation) moved.
- */
-#define PAYLOAD_COPY_MAX 8192
-
 static int init_payload(struct brg_request *r, zmq_msg_t *payload)
 {
     size_t size = payload ? zmq_msg_size(payload) : 0;
 
-    if (payload && size > PAYLOAD_COPY_MAX) {
+    if (payload && size > BRG_PAYLOAD_COPY_MAX) {
         if (zmq_msg_init(&r->payload) != 0) {
             return -1;
         }

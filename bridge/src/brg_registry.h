@@ -23,6 +23,14 @@
 #define BRG_NAME_MAX 255 /* longest service name accepted */
 #define BRG_KEY_SIZE 8   /* the MDP client address the bridge makes per request */
 
+/*
+ * brg_request_new copies payloads up to this size and keeps larger frames as
+ * they are: libzmq hands over small received frames as slices of its 8 KiB
+ * receive buffer, and one such frame kept waiting in a queue would pin the
+ * whole buffer.
+ */
+#define BRG_PAYLOAD_COPY_MAX 8192
+
 /* Credit: how many requests a handler may hold at once (docs/protocol.md section 3). */
 #define BRG_CREDIT_DEFAULT 1 /* a READY without a credit frame: plain MDP */
 #define BRG_CREDIT_MAX 1000
